@@ -1,0 +1,59 @@
+//! What device actors publish, and the trait through which the engine receives it.
+//!
+//! Actors call these methods on their own arbiter thread, so an implementation must return
+//! quickly and never block: hand the event to a bounded queue and return.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::device_id::DeviceId;
+use crate::rules::{Alarm, AlarmEvent};
+use crate::shadow::ReportedValue;
+
+/// The reported keys that one frame changed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShadowChange {
+    pub device: DeviceId,
+    pub device_type: Arc<str>,
+    /// Shadow version after the change.
+    pub version: u64,
+    pub changes: Vec<(Arc<str>, ReportedValue)>,
+    /// Device time of the newest frame accepted so far.
+    pub last_frame_ts: Option<i64>,
+    /// Engine time the frame was received, in milliseconds since the Unix epoch.
+    pub last_seen: i64,
+    pub online: bool,
+}
+
+/// A change of presence that no frame carried: the offline timer fired, or the device's
+/// status topic said it went away or came back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PresenceChange {
+    pub device: DeviceId,
+    pub online: bool,
+    pub last_seen: Option<i64>,
+}
+
+/// The whole state of one device, as a query returns it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceSnapshot {
+    pub device: DeviceId,
+    pub device_type: Arc<str>,
+    pub version: u64,
+    pub reported: Vec<(Arc<str>, ReportedValue)>,
+    pub last_frame_ts: Option<i64>,
+    pub last_seen: Option<i64>,
+    pub online: bool,
+    pub alarms: Vec<Alarm>,
+}
+
+/// Receiver of everything device actors publish.
+pub trait DeviceEvents: Send + Sync + 'static {
+    /// Called once per frame that changed the shadow.
+    fn shadow_changed(&self, change: &ShadowChange);
+    /// Called for every alarm raise and clear.
+    fn alarm_transition(&self, event: &AlarmEvent);
+    /// Called when presence changes without a shadow change.
+    fn presence_changed(&self, change: &PresenceChange);
+}

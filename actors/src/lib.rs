@@ -1,0 +1,26 @@
+//! Device actors: one actix actor per physical device, owning that device's shadow and alarm
+//! state, with the registry that creates them and the rule model they evaluate.
+//!
+//! This crate knows nothing of MQTT, HTTP or storage: frames come in as messages, and
+//! everything an actor publishes goes out through the [`DeviceEvents`] trait.
+
+pub mod actor;
+pub mod clock;
+pub mod device_id;
+pub mod device_types;
+pub mod events;
+pub mod registry;
+pub mod rules;
+pub mod runtime;
+pub mod shadow;
+pub mod telemetry;
+pub mod value;
+
+pub use actor::{DeviceActor, FrameBatch, PresenceReport, SnapshotQuery};
+pub use device_id::{DeviceId, DeviceIdError};
+pub use device_types::{DeviceTypePattern, DeviceTypes};
+pub use events::{DeviceEvents, DeviceSnapshot, PresenceChange, ShadowChange};
+pub use registry::{ActorSetup, DeviceRegistry};
+pub use runtime::ActorRuntime;
+pub use shadow::{FrameOutcome, ReportedValue, Shadow};
+pub use value::{Frame, Value};

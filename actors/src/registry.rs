@@ -1,0 +1,136 @@
+//! The device registry: one actor per device, created on the device's first message and
+//! spread over the runtime's arbiters.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use actix::dev::SendError;
+use actix::dev::ToEnvelope;
+use actix::{Actor, Addr, ArbiterHandle, Handler, MailboxError, Message};
+use dashmap::DashMap;
+
+use crate::actor::{DeviceActor, SnapshotQuery};
+use crate::device_id::DeviceId;
+use crate::device_types::DeviceTypes;
+use crate::events::{DeviceEvents, DeviceSnapshot};
+use crate::rules::RuleBook;
+use crate::runtime::ActorRuntime;
+use crate::telemetry::{RegistryActorsCounted, RegistryMailboxFull};
+
+/// Messages a device actor may queue before a sender has to wait.
+pub const DEFAULT_MAILBOX_CAPACITY: usize = 256;
+
+/// What every new actor is built from.
+pub struct ActorSetup {
+    pub rules: RuleBook,
+    pub device_types: DeviceTypes,
+    pub events: Arc<dyn DeviceEvents>,
+    pub mailbox_capacity: usize,
+}
+
+/// Addresses of all device actors, by device id.
+pub struct DeviceRegistry {
+    actors: DashMap<DeviceId, Addr<DeviceActor>>,
+    arbiters: Vec<ArbiterHandle>,
+    next_arbiter: AtomicUsize,
+    setup: ActorSetup,
+}
+
+impl DeviceRegistry {
+    /// Creates an empty registry whose actors run on `runtime`'s arbiters.
+    pub fn new(runtime: &ActorRuntime, setup: ActorSetup) -> Self {
+        Self {
+            actors: DashMap::new(),
+            arbiters: runtime.arbiters().to_vec(),
+            next_arbiter: AtomicUsize::new(0),
+            setup,
+        }
+    }
+
+    /// Delivers `message` to the actor of `device`, creating the actor if needed.
+    ///
+    /// When the mailbox is full this waits until the actor has handled the message, so a
+    /// flood from one device slows its sender instead of growing a queue without bound.
+    pub async fn deliver<M>(&self, device: &DeviceId, message: M)
+    where
+        M: Message<Result = ()> + Send + 'static,
+        DeviceActor: Handler<M>,
+        <DeviceActor as Actor>::Context: ToEnvelope<DeviceActor, M>,
+    {
+        let address = self.actor_of(device);
+        let message = match address.try_send(message) {
+            Ok(()) => return,
+            Err(SendError::Full(message)) => {
+                RegistryMailboxFull.emit();
+                message
+            }
+            Err(SendError::Closed(message)) => {
+                tracing::warn!(device.id = %device, "Device actor had stopped; starting a new one");
+                self.actors.remove(device);
+                message
+            }
+        };
+        if let Err(error) = self.actor_of(device).send(message).await {
+            tracing::error!(device.id = %device, %error, "Device actor did not take a message");
+        }
+    }
+
+    /// Returns the whole state of `device`, or `None` if it has no actor.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`MailboxError`] if the actor stopped before answering.
+    pub async fn snapshot(
+        &self,
+        device: &DeviceId,
+    ) -> Result<Option<DeviceSnapshot>, MailboxError> {
+        let Some(address) = self.actors.get(device).map(|entry| entry.clone()) else {
+            return Ok(None);
+        };
+        address.send(SnapshotQuery).await.map(Some)
+    }
+
+    /// Returns the ids of every device with an actor.
+    pub fn device_ids(&self) -> Vec<DeviceId> {
+        self.actors
+            .iter()
+            .map(|entry| entry.key().clone())
+            .collect()
+    }
+
+    /// Returns the number of device actors.
+    pub fn len(&self) -> usize {
+        self.actors.len()
+    }
+
+    /// Returns true when no device has an actor yet.
+    pub fn is_empty(&self) -> bool {
+        self.actors.is_empty()
+    }
+
+    fn actor_of(&self, device: &DeviceId) -> Addr<DeviceActor> {
+        if let Some(address) = self.actors.get(device) {
+            return address.clone();
+        }
+        let address = self
+            .actors
+            .entry(device.clone())
+            .or_insert_with(|| self.start_actor(device))
+            .clone();
+        RegistryActorsCounted(self.actors.len()).emit();
+        address
+    }
+
+    fn start_actor(&self, device: &DeviceId) -> Addr<DeviceActor> {
+        let index = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
+        let device_type = self.setup.device_types.type_of(device.as_str());
+        let rules = self.setup.rules.rules_for(&device_type);
+        let events = Arc::clone(&self.setup.events);
+        let capacity = self.setup.mailbox_capacity;
+        let device = device.clone();
+        DeviceActor::start_in_arbiter(&self.arbiters[index], move |context| {
+            context.set_mailbox_capacity(capacity);
+            DeviceActor::new(device, rules, events)
+        })
+    }
+}

@@ -1,0 +1,89 @@
+//! Alarms: what the dashboard, the alarm history and notifications receive when a rule fires.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::device_id::DeviceId;
+use crate::value::Value;
+
+/// How urgent an alarm is, from most to least.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Critical,
+    Major,
+    Minor,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    /// Returns the lowercase name used in rule files, messages and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Critical => "critical",
+            Self::Major => "major",
+            Self::Minor => "minor",
+            Self::Warning => "warning",
+            Self::Info => "info",
+        }
+    }
+}
+
+/// Whether an alarm is still in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmState {
+    Active,
+    Cleared,
+}
+
+/// One alarm of one device and rule, from its raise to its clear.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alarm {
+    /// `{device}/{rule}/{raised_at}`: the same for the raise and the clear of one alarm.
+    pub id: Arc<str>,
+    pub device: DeviceId,
+    pub rule: Arc<str>,
+    pub severity: Severity,
+    pub state: AlarmState,
+    /// The key whose value raised the alarm; `None` for rules on the device as a whole.
+    pub key: Option<Arc<str>>,
+    pub value: Option<Value>,
+    pub message: String,
+    /// Engine time of the raise, in milliseconds since the Unix epoch.
+    pub raised_at: i64,
+    /// Engine time of the clear, in milliseconds since the Unix epoch.
+    pub cleared_at: Option<i64>,
+    /// Device time of the frame that raised the alarm, or of the last frame before an
+    /// offline alarm.
+    pub frame_ts: Option<i64>,
+    /// Device time of the frame that cleared the alarm.
+    pub cleared_frame_ts: Option<i64>,
+}
+
+/// The change an [`AlarmEvent`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transition {
+    Raised,
+    Cleared,
+}
+
+impl Transition {
+    /// Returns the lowercase name used in messages and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Raised => "raised",
+            Self::Cleared => "cleared",
+        }
+    }
+}
+
+/// An alarm transition, with the alarm as it is after the transition.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlarmEvent {
+    pub transition: Transition,
+    pub alarm: Alarm,
+}

@@ -1,0 +1,1 @@
+//! Criterion benchmarks of the engine's hot paths; see `benches/`.

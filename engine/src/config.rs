@@ -1,0 +1,336 @@
+//! Engine configuration: a TOML file, overridden by `VALMETAL_`-prefixed environment
+//! variables (`VALMETAL_MQTT__HOST` sets `mqtt.host`), overridden by command-line flags.
+//!
+//! Every key, with its unit and default, is listed in `docs/configuration.md`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use valmetal_actors::DeviceTypePattern;
+
+/// Environment variable prefix of configuration overrides.
+pub const ENV_PREFIX: &str = "VALMETAL_";
+
+/// The whole engine configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub mqtt: MqttConfig,
+    pub http: HttpConfig,
+    pub storage: StorageConfig,
+    pub rules: RulesConfig,
+    pub actors: ActorsConfig,
+    pub gateway: GatewayConfig,
+    /// Device id patterns and the device type each gives; the first match wins.
+    pub device_types: Vec<DeviceTypePattern>,
+}
+
+/// The MQTT broker the engine subscribes to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Broker host name or address. Default `127.0.0.1`.
+    pub host: String,
+    /// Broker TCP port. Default 1883.
+    pub port: u16,
+    /// Client id; with `clean_session = false` the broker keeps this id's session and queued
+    /// QoS 1 messages while the engine is away. Default `valmetal-engine`.
+    pub client_id: String,
+    /// Topic prefix: frames arrive on `{prefix}/{device_id}/telemetry`. Default
+    /// `valmetal/equipment`.
+    pub topic_prefix: String,
+    /// Subscription QoS, 0 or 1. Default 1.
+    pub qos: u8,
+    /// Keep-alive interval, e.g. `30s`. Default 30 s, at least 5 s.
+    #[serde(with = "humantime_serde")]
+    pub keep_alive: Duration,
+    /// Start with a fresh session instead of resuming the broker's. Default false.
+    pub clean_session: bool,
+    /// Largest accepted payload in bytes; larger messages are rejected. Default 262144.
+    pub max_payload_bytes: usize,
+    /// Longest wait between reconnection attempts, e.g. `30s`. Default 30 s.
+    #[serde(with = "humantime_serde")]
+    pub max_reconnect_delay: Duration,
+}
+
+/// The HTTP server of the dashboard, API, WebSocket and metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Listen address. Default `127.0.0.1:8080`; port 0 picks a free port.
+    pub addr: SocketAddr,
+}
+
+/// Where the engine keeps its own records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Directory of the SQLite database `valmetal.db`, created if missing. Default `.valmetal`.
+    pub data_dir: PathBuf,
+}
+
+/// Where alarm rules come from.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RulesConfig {
+    /// Directory of rule files (`*.toml`, one per device type). Unset: the bundled rules.
+    pub dir: Option<PathBuf>,
+}
+
+/// Device actor runtime.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ActorsConfig {
+    /// Arbiter threads hosting device actors; 0 means one per CPU core. Default 0.
+    pub workers: usize,
+    /// Messages a device actor queues before ingest waits for it. Default 256, at least 1.
+    pub mailbox_capacity: usize,
+}
+
+/// WebSocket gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Alarm and status events one client may have queued before it is sent a fresh
+    /// snapshot instead. Default 1024, at least 1.
+    pub max_queued_events: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            mqtt: MqttConfig::default(),
+            http: HttpConfig::default(),
+            storage: StorageConfig::default(),
+            rules: RulesConfig::default(),
+            actors: ActorsConfig::default(),
+            gateway: GatewayConfig::default(),
+            device_types: default_device_types(),
+        }
+    }
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 1883,
+            client_id: "valmetal-engine".into(),
+            topic_prefix: "valmetal/equipment".into(),
+            qos: 1,
+            keep_alive: Duration::from_secs(30),
+            clean_session: false,
+            max_payload_bytes: 256 * 1024,
+            max_reconnect_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from(".valmetal"),
+        }
+    }
+}
+
+impl Default for ActorsConfig {
+    fn default() -> Self {
+        Self {
+            workers: 0,
+            mailbox_capacity: valmetal_actors::registry::DEFAULT_MAILBOX_CAPACITY,
+        }
+    }
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            max_queued_events: valmetal_ws_gateway::hub::DEFAULT_MAX_QUEUED_EVENTS,
+        }
+    }
+}
+
+fn default_device_types() -> Vec<DeviceTypePattern> {
+    let pattern = |pattern: &str, device_type: &str| DeviceTypePattern {
+        pattern: pattern.into(),
+        device_type: device_type.into(),
+    };
+    vec![
+        pattern("feedbin-*", "feed_bin"),
+        pattern("machine-*", "machine"),
+    ]
+}
+
+/// Why the configuration was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path} not found; pass an existing file to --config")]
+    FileNotFound { path: String },
+    #[error("invalid configuration: {0}")]
+    Parse(Box<figment::Error>),
+    #[error("invalid configuration:\n  {}", .0.join("\n  "))]
+    Invalid(Vec<String>),
+}
+
+impl Config {
+    /// Loads defaults, then the TOML file at `path` if given, then `VALMETAL_*` variables.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`ConfigError`] when the file is missing or malformed, or when any value is
+    /// out of bounds; every problem is listed.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = path {
+            if !path.is_file() {
+                return Err(ConfigError::FileNotFound {
+                    path: path.display().to_string(),
+                });
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let config: Config = figment
+            .merge(Env::prefixed(ENV_PREFIX).split("__"))
+            .extract()
+            .map_err(|error| ConfigError::Parse(Box::new(error)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every bound, listing all problems found.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`ConfigError::Invalid`] with one line per problem.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mqtt = &self.mqtt;
+        if mqtt.host.trim().is_empty() {
+            problems.push("`mqtt.host` is empty; set the broker's host name or address".to_owned());
+        }
+        if mqtt.qos > 1 {
+            problems.push(format!("`mqtt.qos` is {}; use 0 or 1", mqtt.qos));
+        }
+        if mqtt.client_id.is_empty() || mqtt.client_id.len() > 128 {
+            problems.push("`mqtt.client_id` must be 1 to 128 characters".to_owned());
+        }
+        if let Err(reason) = crate::ingest::topic::validate_prefix(&mqtt.topic_prefix) {
+            problems.push(format!("`mqtt.topic_prefix` {reason}"));
+        }
+        if mqtt.keep_alive < Duration::from_secs(5) {
+            problems.push(format!(
+                "`mqtt.keep_alive` is {:?}; use at least 5s",
+                mqtt.keep_alive
+            ));
+        }
+        if !(1024..=crate::ingest::payload::MAX_PAYLOAD_BYTES_LIMIT)
+            .contains(&mqtt.max_payload_bytes)
+        {
+            problems.push(format!(
+                "`mqtt.max_payload_bytes` is {}; use 1024 to {}",
+                mqtt.max_payload_bytes,
+                crate::ingest::payload::MAX_PAYLOAD_BYTES_LIMIT
+            ));
+        }
+        if mqtt.max_reconnect_delay < Duration::from_secs(1) {
+            problems.push("`mqtt.max_reconnect_delay` must be at least 1s".to_owned());
+        }
+        if self.actors.mailbox_capacity == 0 {
+            problems.push("`actors.mailbox_capacity` must be at least 1".to_owned());
+        }
+        if self.gateway.max_queued_events == 0 {
+            problems.push("`gateway.max_queued_events` must be at least 1".to_owned());
+        }
+        for (index, entry) in self.device_types.iter().enumerate() {
+            if entry.pattern.is_empty() || entry.device_type.is_empty() {
+                problems.push(format!(
+                    "`device_types[{index}]` needs a non-empty `pattern` and `device_type`"
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// Returns the path of the SQLite database.
+    pub fn database_path(&self) -> PathBuf {
+        self.storage.data_dir.join("valmetal.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn validate_lists_every_problem() {
+        let mut config = Config::default();
+        config.mqtt.qos = 2;
+        config.mqtt.topic_prefix = "a/+/b".into();
+        config.actors.mailbox_capacity = 0;
+        let ConfigError::Invalid(problems) = config.validate().unwrap_err() else {
+            panic!("expected invalid");
+        };
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert!(problems[0].contains("`mqtt.qos` is 2"));
+        assert!(problems[1].contains("`mqtt.topic_prefix`"));
+        assert!(problems[2].contains("`actors.mailbox_capacity`"));
+    }
+
+    #[test]
+    fn load_reads_file_then_environment() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("engine.toml");
+        std::fs::write(
+            &path,
+            "[mqtt]\nport = 1884\ntopic_prefix = \"farm/a\"\n[http]\naddr = \"127.0.0.1:0\"\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&path)).unwrap();
+        assert_eq!(config.mqtt.port, 1884);
+        assert_eq!(config.mqtt.topic_prefix, "farm/a");
+        assert_eq!(config.mqtt.host, "127.0.0.1");
+        assert_eq!(config.http.addr.port(), 0);
+    }
+
+    #[test]
+    fn load_rejects_unknown_key() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("engine.toml");
+        std::fs::write(&path, "[mqtt]\nprot = 1884\n").unwrap();
+        let message = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(message.contains("prot"), "{message}");
+    }
+
+    #[test]
+    fn load_reports_missing_file() {
+        let message = Config::load(Some(Path::new("/nonexistent/engine.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("/nonexistent/engine.toml not found"),
+            "{message}"
+        );
+    }
+}

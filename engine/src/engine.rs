@@ -1,0 +1,177 @@
+//! Wiring: starts the actor runtime, hub, alarm history, HTTP server and MQTT ingest in the
+//! right order, and stops them in the reverse order.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+use valmetal_actors::rules::RuleBook;
+use valmetal_actors::{ActorRuntime, ActorSetup, DeviceRegistry, DeviceTypes};
+use valmetal_ws_gateway::Hub;
+
+use crate::config::Config;
+use crate::events::{ALARM_QUEUE_CAPACITY, EngineEvents};
+use crate::http::{self, HttpError, HttpState};
+use crate::ingest::{IngestHandle, MqttIngest};
+use crate::store::{AlarmHistory, StoreError, alarm_history};
+
+/// How long shutdown waits for open HTTP and WebSocket connections before closing them.
+const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Errors starting the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error("cannot start device actors: {0}")]
+    Actors(#[from] valmetal_actors::runtime::RuntimeError),
+}
+
+/// A running engine.
+pub struct RunningEngine {
+    http_addr: SocketAddr,
+    hub: Arc<Hub>,
+    registry: Arc<DeviceRegistry>,
+    history: AlarmHistory,
+    ingest: IngestHandle,
+    http_stop: watch::Sender<bool>,
+    http_task: JoinHandle<()>,
+    alarm_writer: JoinHandle<()>,
+    runtime: ActorRuntime,
+}
+
+/// Returns the process-wide Prometheus recorder, installing it on first use.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                warn!("A metrics recorder was already installed; /metrics shows only this engine's own recorder");
+            }
+            handle
+        })
+        .clone()
+}
+
+impl RunningEngine {
+    /// Starts every stage of the engine with `config` and `rules`.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`EngineError`] when the store, the HTTP port or the actor runtime cannot start;
+    /// nothing is left running then.
+    pub async fn start(config: &Config, rules: RuleBook) -> Result<Self, EngineError> {
+        let metrics = metrics_handle();
+        let history = AlarmHistory::open(&config.database_path()).await?;
+        let listener = http::bind(config.http.addr).await?;
+        let http_addr = listener.local_addr().map_err(|source| HttpError::Bind {
+            addr: config.http.addr,
+            source,
+        })?;
+
+        let workers = match config.actors.workers {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            workers => workers,
+        };
+        let runtime = ActorRuntime::start(workers)?;
+        let hub = Arc::new(Hub::new(config.gateway.max_queued_events));
+        let (alarm_queue, alarm_receiver) = mpsc::channel(ALARM_QUEUE_CAPACITY);
+        let alarm_writer = alarm_history::spawn_writer(history.clone(), alarm_receiver);
+        let setup = ActorSetup {
+            rules,
+            device_types: DeviceTypes::new(&config.device_types),
+            events: Arc::new(EngineEvents::new(Arc::clone(&hub), alarm_queue)),
+            mailbox_capacity: config.actors.mailbox_capacity,
+        };
+        let registry = Arc::new(DeviceRegistry::new(&runtime, setup));
+
+        let ingest = MqttIngest::new(config.mqtt.clone(), Arc::clone(&registry)).start();
+        let state = Arc::new(HttpState {
+            hub: Arc::clone(&hub),
+            history: history.clone(),
+            metrics,
+            broker_connected: ingest.connected_flag(),
+        });
+        let (http_stop, http_stopped) = watch::channel(false);
+        let http_task = tokio::spawn(serve_http(listener, http::router(state), http_stopped));
+        info!(http.addr = %http_addr, workers, "Engine started");
+        Ok(Self {
+            http_addr,
+            hub,
+            registry,
+            history,
+            ingest,
+            http_stop,
+            http_task,
+            alarm_writer,
+            runtime,
+        })
+    }
+
+    /// Returns the address the HTTP server listens on.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Returns the WebSocket hub, which holds every device's current state.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// Returns the device registry.
+    pub fn registry(&self) -> &Arc<DeviceRegistry> {
+        &self.registry
+    }
+
+    /// Returns the alarm history store.
+    pub fn history(&self) -> &AlarmHistory {
+        &self.history
+    }
+
+    /// Returns true while the MQTT connection is up.
+    pub fn is_broker_connected(&self) -> bool {
+        self.ingest.is_connected()
+    }
+
+    /// Stops ingest, then HTTP, then the actors, and waits until every queued alarm event is
+    /// written to the history.
+    pub async fn shutdown(self) {
+        info!("Engine stopping");
+        self.ingest.stop().await;
+        let _ = self.http_stop.send(true);
+        let _ = self.http_task.await;
+        let runtime = self.runtime;
+        let _ = tokio::task::spawn_blocking(move || runtime.stop()).await;
+        drop(self.registry);
+        let _ = self.alarm_writer.await;
+        info!("Engine stopped");
+    }
+}
+
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut drain_started = stopped.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let _ = drain_started.changed().await;
+    });
+    let server = tokio::spawn(async move { server.await });
+    let _ = stopped.changed().await;
+    let abort = server.abort_handle();
+    if tokio::time::timeout(HTTP_DRAIN_TIMEOUT, server)
+        .await
+        .is_err()
+    {
+        abort.abort();
+    }
+}

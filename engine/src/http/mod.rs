@@ -1,0 +1,115 @@
+//! The engine's HTTP port: dashboard, WebSocket (`/ws`), REST API (`/api/v1/`), Prometheus
+//! metrics (`/metrics`), and health (`/healthz`, `/readyz`).
+
+pub mod api;
+pub mod assets;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use valmetal_ws_gateway::Hub;
+
+use crate::store::AlarmHistory;
+
+/// What the handlers read.
+pub struct HttpState {
+    pub hub: Arc<Hub>,
+    pub history: AlarmHistory,
+    pub metrics: PrometheusHandle,
+    pub broker_connected: Arc<AtomicBool>,
+}
+
+/// Errors binding the HTTP port.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error(
+        "HTTP address {addr} is already in use; choose another with --http-addr (e.g. 127.0.0.1:8081) or `http.addr`"
+    )]
+    AddressInUse { addr: SocketAddr },
+    #[error(
+        "cannot listen for HTTP on {addr}: {source}; choose another address with --http-addr or `http.addr`"
+    )]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Binds the HTTP listener.
+///
+/// # Errors
+///
+/// Returns [`HttpError`] naming the address and the flag that changes it.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| match source.kind() {
+            std::io::ErrorKind::AddrInUse => HttpError::AddressInUse { addr },
+            _ => HttpError::Bind { addr, source },
+        })
+}
+
+/// Builds every route of the HTTP port.
+pub fn router(state: Arc<HttpState>) -> Router {
+    let mut router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/devices", get(api::list_devices))
+        .route("/api/v1/devices/{id}", get(api::get_device))
+        .route("/api/v1/alarms", get(api::list_alarms));
+    for asset in &assets::ASSETS {
+        router = router.route(
+            asset.path,
+            get(move || async move { assets::respond(asset) }),
+        );
+    }
+    router
+        .fallback(not_found)
+        .with_state(Arc::clone(&state))
+        .merge(valmetal_ws_gateway::router(Arc::clone(&state.hub)))
+}
+
+async fn healthz() -> Response {
+    axum::Json(serde_json::json!({ "status": "ok" })).into_response()
+}
+
+async fn readyz(State(state): State<Arc<HttpState>>) -> Response {
+    let connected = state.broker_connected.load(Ordering::Acquire);
+    let body = serde_json::json!({
+        "status": if connected { "ready" } else { "not_ready" },
+        "broker_connected": connected,
+        "devices": state.hub.device_count(),
+        "dashboard_clients": state.hub.client_count(),
+    });
+    let status = if connected {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
+    let headers = [(
+        axum::http::header::CONTENT_TYPE,
+        "text/plain; version=0.0.4; charset=utf-8",
+    )];
+    (headers, state.metrics.render()).into_response()
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    let message = format!(
+        "no route for `{}`; the API is under /api/v1/ and the dashboard at /",
+        uri.path()
+    );
+    api::ApiError::new(StatusCode::NOT_FOUND, "not_found", message).into_response()
+}

@@ -1,0 +1,259 @@
+//! The ingest loop: one rumqttc connection with a persistent session, QoS 1 by default,
+//! reconnecting with backoff and resubscribing after every connection.
+//!
+//! A message is acknowledged to the broker only after its frames are in the device actor's
+//! mailbox, or after it was rejected. Bad messages are rejected one by one; none stops the
+//! loop or affects the messages around it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet, Publish, QoS};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{Instrument, debug, error, info, info_span, warn};
+use valmetal_actors::clock::now_ms;
+use valmetal_actors::{DeviceRegistry, FrameBatch, PresenceReport};
+
+use super::rejects::RejectLog;
+use super::topic::{self, TopicKind};
+use super::{payload, status};
+use crate::config::MqttConfig;
+use crate::mqtt_client;
+use crate::telemetry::{IngestConnectionChanged, IngestFramesAccepted};
+
+/// First wait before reconnecting; it doubles per failure up to `mqtt.max_reconnect_delay`.
+const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(250);
+
+/// The ingest loop's configuration and the registry it feeds.
+pub struct MqttIngest {
+    config: MqttConfig,
+    registry: Arc<DeviceRegistry>,
+}
+
+/// A running ingest loop.
+pub struct IngestHandle {
+    connected: Arc<AtomicBool>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl IngestHandle {
+    /// Returns true while the broker connection is up and the subscriptions are active.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    /// Returns a flag that follows the broker connection.
+    pub fn connected_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.connected)
+    }
+
+    /// Disconnects from the broker and waits for the loop to end.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+impl MqttIngest {
+    pub fn new(config: MqttConfig, registry: Arc<DeviceRegistry>) -> Self {
+        Self { config, registry }
+    }
+
+    /// Starts the loop on the current tokio runtime.
+    pub fn start(self) -> IngestHandle {
+        let connected = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = watch::channel(false);
+        let span = info_span!("mqtt_ingest", mqtt.broker = %format!("{}:{}", self.config.host, self.config.port));
+        let task = tokio::spawn(self.run(Arc::clone(&connected), stopped).instrument(span));
+        IngestHandle {
+            connected,
+            stop,
+            task,
+        }
+    }
+
+    fn options(&self) -> MqttOptions {
+        let config = &self.config;
+        let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
+        options
+            .set_keep_alive(config.keep_alive)
+            .set_clean_session(config.clean_session)
+            .set_manual_acks(true)
+            .set_max_packet_size(config.max_payload_bytes + 1024, 64 * 1024);
+        options
+    }
+
+    fn qos(&self) -> QoS {
+        if self.config.qos == 0 {
+            QoS::AtMostOnce
+        } else {
+            QoS::AtLeastOnce
+        }
+    }
+
+    async fn run(self, connected: Arc<AtomicBool>, mut stopped: watch::Receiver<bool>) {
+        let (client, mut event_loop) = mqtt_client::connect(self.options());
+        let rejects = RejectLog::default();
+        let mut delay = FIRST_RECONNECT_DELAY;
+        info!(mqtt.client_id = %self.config.client_id, "MQTT ingest starting");
+        loop {
+            let event = tokio::select! {
+                event = event_loop.poll() => event,
+                _ = stopped.changed() => break,
+            };
+            match event {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    delay = FIRST_RECONNECT_DELAY;
+                    info!(session_present = ack.session_present, "MQTT connected");
+                    self.subscribe(&client);
+                }
+                Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                    let rejected = ack
+                        .return_codes
+                        .iter()
+                        .any(|code| matches!(code, rumqttc::SubscribeReasonCode::Failure));
+                    if rejected {
+                        error!(codes = ?ack.return_codes, "MQTT broker rejected a subscription; check the broker's ACL for the topic prefix");
+                    } else {
+                        info!("MQTT subscriptions active");
+                    }
+                    set_connected(&connected, !rejected);
+                }
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    self.handle_publish(&publish, &rejects).await;
+                    acknowledge(&client, publish);
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    set_connected(&connected, false);
+                    delay = self.back_off(&error, delay, &mut stopped).await;
+                    if *stopped.borrow() {
+                        break;
+                    }
+                }
+            }
+        }
+        self.disconnect(&client, &mut event_loop).await;
+        set_connected(&connected, false);
+        info!("MQTT ingest stopped");
+    }
+
+    fn subscribe(&self, client: &AsyncClient) {
+        let qos = self.qos();
+        let filters = topic::filters(&self.config.topic_prefix);
+        let subscriptions = filters
+            .iter()
+            .map(|filter| rumqttc::SubscribeFilter::new(filter.clone(), qos));
+        match client.try_subscribe_many(subscriptions) {
+            Ok(()) => debug!(filters = ?filters, "MQTT subscribe sent"),
+            Err(error) => {
+                error!(%error, "MQTT subscribe request failed; it is retried on the next connection")
+            }
+        }
+    }
+
+    async fn handle_publish(&self, publish: &Publish, rejects: &RejectLog) {
+        let (device, kind) = match topic::parse(&self.config.topic_prefix, &publish.topic) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                let reason = match error {
+                    topic::TopicError::InvalidDeviceId { .. } => "invalid_device_id",
+                    _ => "invalid_topic",
+                };
+                rejects.reject(reason, "", &publish.topic, &error);
+                return;
+            }
+        };
+        match kind {
+            TopicKind::Telemetry => {
+                let received_at = now_ms();
+                match payload::decode(&publish.payload, self.config.max_payload_bytes, received_at)
+                {
+                    Ok(frames) => {
+                        IngestFramesAccepted(frames.len()).emit();
+                        self.registry
+                            .deliver(
+                                &device,
+                                FrameBatch {
+                                    frames,
+                                    received_at,
+                                },
+                            )
+                            .await;
+                    }
+                    Err(error) => {
+                        rejects.reject(error.reason(), device.as_str(), &publish.topic, &error)
+                    }
+                }
+            }
+            TopicKind::Status => match status::parse(&publish.payload) {
+                Ok(online) => {
+                    self.registry
+                        .deliver(&device, PresenceReport { online })
+                        .await
+                }
+                Err(error) => {
+                    rejects.reject("invalid_status", device.as_str(), &publish.topic, &error)
+                }
+            },
+        }
+    }
+
+    /// Waits before the next connection attempt and returns the following delay.
+    async fn back_off(
+        &self,
+        error: &ConnectionError,
+        delay: Duration,
+        stopped: &mut watch::Receiver<bool>,
+    ) -> Duration {
+        warn!(%error, retry_in_ms = delay.as_millis() as u64, "MQTT connection failed; reconnecting");
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stopped.changed() => {}
+        }
+        (delay * 2).min(self.config.max_reconnect_delay)
+    }
+
+    async fn disconnect(&self, client: &AsyncClient, event_loop: &mut rumqttc::EventLoop) {
+        if client.try_disconnect().is_err() {
+            return;
+        }
+        let drain = async {
+            while let Ok(event) = event_loop.poll().await {
+                if matches!(event, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                    break;
+                }
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(2), drain)
+            .await
+            .is_err()
+        {
+            debug!("MQTT disconnect did not complete within 2s");
+        }
+    }
+}
+
+fn acknowledge(client: &AsyncClient, publish: Publish) {
+    if publish.qos == QoS::AtMostOnce {
+        return;
+    }
+    if client.try_ack(&publish).is_ok() {
+        return;
+    }
+    let client = client.clone();
+    tokio::spawn(async move {
+        if let Err(error) = client.ack(&publish).await {
+            debug!(%error, "MQTT acknowledgement not sent; the broker will redeliver");
+        }
+    });
+}
+
+fn set_connected(flag: &AtomicBool, connected: bool) {
+    if flag.swap(connected, Ordering::AcqRel) != connected {
+        IngestConnectionChanged(connected).emit();
+    }
+}

@@ -1,0 +1,240 @@
+//! Alarm history in SQLite, written by one task from a bounded queue.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+use valmetal_actors::clock::now_ms;
+use valmetal_actors::rules::AlarmEvent;
+
+use crate::telemetry::{StoreAlarmEventsWritten, StoreAlarmWriteFailed};
+
+/// Alarm events taken from the queue per transaction.
+const WRITE_BATCH: usize = 256;
+/// Attempts per batch once shutdown has begun; while running, a batch is retried until written.
+const SHUTDOWN_ATTEMPTS: u32 = 3;
+
+/// Errors opening the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "cannot create data directory {path}: {source}; choose a writable directory with --data-dir"
+    )]
+    CreateDirectory {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open SQLite database {path}: {source}")]
+    Open { path: String, source: sqlx::Error },
+    #[error("cannot migrate SQLite database {path}: {source}")]
+    Migrate {
+        path: String,
+        source: sqlx::migrate::MigrateError,
+    },
+}
+
+/// One stored alarm transition.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlarmRecord {
+    pub alarm_id: String,
+    pub device: String,
+    pub rule: String,
+    pub severity: String,
+    pub transition: String,
+    pub key: Option<String>,
+    pub value: Option<String>,
+    pub message: String,
+    pub raised_at: i64,
+    pub cleared_at: Option<i64>,
+    pub frame_ts: Option<i64>,
+    pub cleared_frame_ts: Option<i64>,
+    pub recorded_at: i64,
+}
+
+/// The alarm history table.
+#[derive(Clone)]
+pub struct AlarmHistory {
+    pool: SqlitePool,
+}
+
+impl AlarmHistory {
+    /// Opens (creating if needed) the database at `path` and applies migrations.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`StoreError`] when the directory or database cannot be created or migrated.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(directory) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(directory).map_err(|source| StoreError::CreateDirectory {
+                path: directory.display().to_string(),
+                source,
+            })?;
+        }
+        let display = path.display().to_string();
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: display.clone(),
+                source,
+            })?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                path: display,
+                source,
+            })?;
+        Ok(Self { pool })
+    }
+
+    /// Inserts alarm events in one transaction.
+    ///
+    /// # Errors
+    ///
+    /// Returns the database error; nothing of the batch is written then.
+    pub async fn insert(&self, events: &[AlarmEvent]) -> Result<(), sqlx::Error> {
+        let recorded_at = now_ms();
+        let mut transaction = self.pool.begin().await?;
+        for event in events {
+            let alarm = &event.alarm;
+            sqlx::query(
+                "INSERT INTO alarm_events (alarm_id, device_id, rule_id, severity, transition, key, value, \
+                 message, raised_at, cleared_at, frame_ts, cleared_frame_ts, recorded_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&*alarm.id)
+            .bind(alarm.device.as_str())
+            .bind(&*alarm.rule)
+            .bind(alarm.severity.as_str())
+            .bind(event.transition.as_str())
+            .bind(alarm.key.as_deref())
+            .bind(alarm.value.as_ref().map(ToString::to_string))
+            .bind(&alarm.message)
+            .bind(alarm.raised_at)
+            .bind(alarm.cleared_at)
+            .bind(alarm.frame_ts)
+            .bind(alarm.cleared_frame_ts)
+            .bind(recorded_at)
+            .execute(&mut *transaction)
+            .await?;
+        }
+        transaction.commit().await
+    }
+
+    /// Returns the newest transitions first, at most `limit`, optionally of one device.
+    ///
+    /// # Errors
+    ///
+    /// Returns the database error.
+    pub async fn recent(
+        &self,
+        limit: u32,
+        device: Option<&str>,
+    ) -> Result<Vec<AlarmRecord>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT alarm_id, device_id, rule_id, severity, transition, key, value, message, raised_at, \
+             cleared_at, frame_ts, cleared_frame_ts, recorded_at FROM alarm_events \
+             WHERE (?1 IS NULL OR device_id = ?1) ORDER BY id DESC LIMIT ?2",
+        )
+        .bind(device)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    /// Returns how many transitions of each kind are stored, e.g. `[("cleared", 3), ("raised", 5)]`.
+    ///
+    /// # Errors
+    ///
+    /// Returns the database error.
+    pub async fn transition_counts(&self) -> Result<Vec<(String, i64)>, sqlx::Error> {
+        let rows = sqlx::query("SELECT transition, COUNT(*) AS count FROM alarm_events GROUP BY transition ORDER BY transition")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("transition")?, row.try_get("count")?)))
+            .collect()
+    }
+
+    /// Closes the pool after pending work.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AlarmRecord, sqlx::Error> {
+    Ok(AlarmRecord {
+        alarm_id: row.try_get("alarm_id")?,
+        device: row.try_get("device_id")?,
+        rule: row.try_get("rule_id")?,
+        severity: row.try_get("severity")?,
+        transition: row.try_get("transition")?,
+        key: row.try_get("key")?,
+        value: row.try_get("value")?,
+        message: row.try_get("message")?,
+        raised_at: row.try_get("raised_at")?,
+        cleared_at: row.try_get("cleared_at")?,
+        frame_ts: row.try_get("frame_ts")?,
+        cleared_frame_ts: row.try_get("cleared_frame_ts")?,
+        recorded_at: row.try_get("recorded_at")?,
+    })
+}
+
+/// Starts the task that writes queued alarm events until every sender is dropped, then
+/// writes what is left and ends.
+pub fn spawn_writer(
+    history: AlarmHistory,
+    mut queue: mpsc::Receiver<AlarmEvent>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(WRITE_BATCH);
+        while queue.recv_many(&mut batch, WRITE_BATCH).await > 0 {
+            let running = !queue.is_closed();
+            write_with_retry(&history, &batch, running).await;
+            batch.clear();
+        }
+        history.close().await;
+        info!("Alarm history writer stopped");
+    })
+}
+
+async fn write_with_retry(history: &AlarmHistory, batch: &[AlarmEvent], running: bool) {
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match history.insert(batch).await {
+            Ok(()) => {
+                StoreAlarmEventsWritten(batch.len() as u64).emit();
+                return;
+            }
+            Err(error) if running || attempt < SHUTDOWN_ATTEMPTS => {
+                StoreAlarmWriteFailed.emit();
+                warn!(%error, events = batch.len(), attempt, "Alarm history write failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Err(error) => {
+                error!(%error, events = batch.len(), "Alarm history write failed at shutdown; these events are lost");
+                return;
+            }
+        }
+    }
+}

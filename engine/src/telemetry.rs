@@ -1,0 +1,64 @@
+//! Metrics of the engine's own stages, emitted through typed events.
+
+use metrics::{counter, gauge};
+
+const MESSAGES_REJECTED_TOTAL: &str = "telemetry_ingest_messages_rejected_total";
+const FRAMES_ACCEPTED_TOTAL: &str = "telemetry_ingest_frames_accepted_total";
+const BROKER_CONNECTED: &str = "telemetry_ingest_broker_connected";
+const ALARM_HISTORY_DROPPED_TOTAL: &str = "telemetry_store_alarm_events_dropped_total";
+const ALARM_HISTORY_WRITTEN_TOTAL: &str = "telemetry_store_alarm_events_written_total";
+const ALARM_HISTORY_FAILED_TOTAL: &str = "telemetry_store_alarm_write_failures_total";
+
+/// An MQTT message was rejected; `reason` is a stable label such as `invalid_json`.
+pub struct IngestMessageRejected(pub &'static str);
+
+impl IngestMessageRejected {
+    pub fn emit(self) {
+        counter!(MESSAGES_REJECTED_TOTAL, "reason" => self.0).increment(1);
+    }
+}
+
+/// Frames of one message passed validation.
+pub struct IngestFramesAccepted(pub usize);
+
+impl IngestFramesAccepted {
+    pub fn emit(self) {
+        counter!(FRAMES_ACCEPTED_TOTAL).increment(self.0 as u64);
+    }
+}
+
+/// The broker connection went up or down.
+pub struct IngestConnectionChanged(pub bool);
+
+impl IngestConnectionChanged {
+    pub fn emit(self) {
+        gauge!(BROKER_CONNECTED).set(if self.0 { 1.0 } else { 0.0 });
+    }
+}
+
+/// Alarm events could not be queued for the history store.
+pub struct StoreAlarmEventsDropped(pub u64);
+
+impl StoreAlarmEventsDropped {
+    pub fn emit(self) {
+        counter!(ALARM_HISTORY_DROPPED_TOTAL).increment(self.0);
+    }
+}
+
+/// Alarm events were written to the history store.
+pub struct StoreAlarmEventsWritten(pub u64);
+
+impl StoreAlarmEventsWritten {
+    pub fn emit(self) {
+        counter!(ALARM_HISTORY_WRITTEN_TOTAL).increment(self.0);
+    }
+}
+
+/// A write of alarm events to the history store failed and will be retried.
+pub struct StoreAlarmWriteFailed;
+
+impl StoreAlarmWriteFailed {
+    pub fn emit(self) {
+        counter!(ALARM_HISTORY_FAILED_TOTAL).increment(1);
+    }
+}

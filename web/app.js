@@ -1,0 +1,1507 @@
+// Operator dashboard: keeps a copy of every device shadow and active alarm received over
+// the engine's WebSocket (docs/websocket-protocol.md) and renders the fleet grid, the
+// alarm panel and one device view. DOM work is batched into one pass on an animation
+// frame, at most every RENDER_INTERVAL_MS.
+
+import { LineChart, formatUtcDateTime } from '/chart.js';
+
+const PROTOCOL_VERSION = 1;
+// Each point takes 16 bytes, so 1,000 devices with 4 numeric keys each hold up to about
+// 128 MB of chart history once every buffer is full.
+const HISTORY_MAX_POINTS = 2000;
+const ALARM_LOG_MAX_ENTRIES = 200;
+const RECONNECT_DELAYS_MS = [1000, 2000, 5000, 10000];
+const STALE_AFTER_MS = 30_000;
+const PING_INTERVAL_MS = 20_000;
+const TILE_MAX_VALUES = 4;
+const RENDER_INTERVAL_MS = 100;
+const TOAST_DURATION_MS = 8000;
+const TOAST_MAX_VISIBLE = 4;
+const APP_TITLE = 'Barn telemetry';
+
+// Alarm severities from highest to lowest. An unknown severity ranks below all of them.
+const SEVERITY_RANK = { critical: 5, major: 4, minor: 3, warning: 2, info: 1 };
+
+const collator = new Intl.Collator('en', { numeric: true, sensitivity: 'base' });
+const reducedMotion = matchMedia('(prefers-reduced-motion: reduce)');
+
+// ---------------------------------------------------------------------------------------
+// Small helpers
+
+function byId(id) {
+  return document.getElementById(id);
+}
+
+function createElement(tag, className, text) {
+  const element = document.createElement(tag);
+  if (className) element.className = className;
+  if (text !== undefined) element.textContent = text;
+  return element;
+}
+
+function setText(element, text) {
+  if (element.textContent !== text) element.textContent = text;
+}
+
+function deviceHref(deviceId) {
+  return `#/device/${encodeURIComponent(deviceId)}`;
+}
+
+function isFiniteNumber(value) {
+  return typeof value === 'number' && Number.isFinite(value);
+}
+
+/** Returns the smallest of `keys` that sorts after `key` in natural order, if any. */
+function nextInOrder(keys, key) {
+  let next;
+  for (const other of keys) {
+    if (collator.compare(other, key) <= 0) continue;
+    if (next === undefined || collator.compare(other, next) < 0) next = other;
+  }
+  return next;
+}
+
+function severityRank(severity) {
+  return Object.hasOwn(SEVERITY_RANK, severity) ? SEVERITY_RANK[severity] : 0;
+}
+
+/** Returns the severity as a CSS class suffix, `other` for severities without a colour. */
+function severityClass(severity) {
+  return Object.hasOwn(SEVERITY_RANK, severity) ? severity : 'other';
+}
+
+// ---------------------------------------------------------------------------------------
+// Formatting
+
+// Key suffixes that carry a unit, checked in order. Each suffix starts with `_` so that
+// `_kwh` and `_h` or `_ms` and `_s` cannot match the same key.
+const UNIT_SUFFIXES = [
+  ['_kg', 'kg', 1],
+  ['_kwh', 'kWh', 1],
+  ['_kw', 'kW', 1],
+  ['_celsius', '°C', 1],
+  ['_c', '°C', 1],
+  ['_pct', '%', 1],
+  ['_percent', '%', 1],
+  ['_l', 'L', 1],
+  ['_bar', 'bar', 1],
+  ['_v', 'V', 1],
+  ['_a', 'A', 1],
+  ['_rpm', 'rpm', 0],
+  ['_ms', 'ms', 0],
+  ['_s', 's', 1],
+  ['_h', 'h', 1],
+  ['_hours', 'h', 1],
+];
+
+const keyInfoCache = new Map();
+
+/** Returns the label, unit and fixed decimals (or null) of a reported key. */
+function keyInfo(key) {
+  let info = keyInfoCache.get(key);
+  if (info) return info;
+  info = { label: key.replaceAll('_', ' '), unit: '', decimals: null };
+  const lower = key.toLowerCase();
+  for (const [suffix, unit, decimals] of UNIT_SUFFIXES) {
+    if (lower.endsWith(suffix) && lower.length > suffix.length) {
+      info = { label: key.slice(0, -suffix.length).replaceAll('_', ' '), unit, decimals };
+      break;
+    }
+  }
+  keyInfoCache.set(key, info);
+  return info;
+}
+
+const numberFormats = new Map();
+
+function numberFormat(decimals) {
+  let format = numberFormats.get(decimals);
+  if (!format) {
+    format = new Intl.NumberFormat(undefined, {
+      minimumFractionDigits: decimals,
+      maximumFractionDigits: decimals,
+    });
+    numberFormats.set(decimals, format);
+  }
+  return format;
+}
+
+function formatNumber(value, decimals) {
+  if (decimals === null) {
+    if (Number.isInteger(value)) return numberFormat(0).format(value);
+    const magnitude = Math.abs(value);
+    if (magnitude >= 1000) decimals = 0;
+    else if (magnitude >= 100) decimals = 1;
+    else if (magnitude >= 1) decimals = 2;
+    else decimals = 3;
+  }
+  return numberFormat(decimals).format(value);
+}
+
+/** Formats a reported value for display, with the unit implied by the key's suffix. */
+function formatValue(key, value) {
+  if (value === null || value === undefined) return '—';
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) return String(value);
+    const { unit, decimals } = keyInfo(key);
+    const text = formatNumber(value, decimals);
+    return unit ? `${text}\u00a0${unit}` : text;
+  }
+  if (typeof value === 'string') return value;
+  if (typeof value === 'boolean') return value ? 'true' : 'false';
+  return JSON.stringify(value);
+}
+
+function formatAgo(milliseconds) {
+  const seconds = Math.max(0, Math.round(milliseconds / 1000));
+  if (seconds < 1) return 'just now';
+  if (seconds < 60) return `${seconds} s ago`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} min ago`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return `${hours} h ago`;
+  return `${Math.floor(hours / 24)} d ago`;
+}
+
+const localTimeFormat = new Intl.DateTimeFormat(undefined, {
+  hour: '2-digit',
+  minute: '2-digit',
+  second: '2-digit',
+  hourCycle: 'h23',
+});
+const localDateTimeFormat = new Intl.DateTimeFormat(undefined, {
+  month: 'short',
+  day: 'numeric',
+  hour: '2-digit',
+  minute: '2-digit',
+  second: '2-digit',
+  hourCycle: 'h23',
+});
+
+/** Formats an engine wall-clock time in the browser's time zone, with the date unless today. */
+function formatLocalTime(ms) {
+  const date = new Date(ms);
+  const today = new Date();
+  const sameDay =
+    date.getFullYear() === today.getFullYear() &&
+    date.getMonth() === today.getMonth() &&
+    date.getDate() === today.getDate();
+  return sameDay ? localTimeFormat.format(date) : localDateTimeFormat.format(date);
+}
+
+function setTimeElement(element, ms, text) {
+  const iso = new Date(ms).toISOString();
+  if (element.dateTime !== iso) element.dateTime = iso;
+  setText(element, text);
+}
+
+// ---------------------------------------------------------------------------------------
+// Engine clock
+
+// Estimated offset of the browser clock ahead of the engine clock: the smallest
+// `Date.now() - engine time` over messages that report something that just happened
+// (update `last_seen`, alarm transition times). Transit and queueing only add to each
+// sample, so the minimum is the best estimate. Reset on every new connection.
+let engineClockOffsetMs = null;
+
+function noteFreshEngineTime(engineMs) {
+  if (!isFiniteNumber(engineMs)) return;
+  const sample = Date.now() - engineMs;
+  if (engineClockOffsetMs === null || sample < engineClockOffsetMs) engineClockOffsetMs = sample;
+}
+
+function engineNow() {
+  return Date.now() - (engineClockOffsetMs ?? 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Point history for the charts
+
+/**
+ * Time series of at most `maxPoints` points ordered by x, dropping the oldest when full.
+ * Storage starts small and doubles up to the maximum, so quiet keys use little memory.
+ */
+class SeriesBuffer {
+  constructor(maxPoints) {
+    this.maxPoints = maxPoints;
+    this.xs = new Float64Array(Math.min(16, maxPoints));
+    this.ys = new Float64Array(this.xs.length);
+    this.head = 0;
+    this.length = 0;
+  }
+
+  x(i) {
+    return this.xs[(this.head + i) % this.xs.length];
+  }
+
+  y(i) {
+    return this.ys[(this.head + i) % this.ys.length];
+  }
+
+  /** Adds a point, skipping an exact repeat of the newest one (a snapshot after reconnect). */
+  push(x, y) {
+    if (this.length > 0) {
+      const lastX = this.x(this.length - 1);
+      if (x === lastX && y === this.y(this.length - 1)) return;
+      if (x < lastX) {
+        this.insertEarlier(x, y);
+        return;
+      }
+    }
+    this.makeRoom();
+    const index = (this.head + this.length) % this.xs.length;
+    this.xs[index] = x;
+    this.ys[index] = y;
+    this.length++;
+  }
+
+  makeRoom() {
+    if (this.length < this.xs.length) return;
+    if (this.xs.length < this.maxPoints) {
+      this.resize(Math.min(this.maxPoints, this.xs.length * 2));
+      return;
+    }
+    this.head = (this.head + 1) % this.xs.length;
+    this.length--;
+  }
+
+  // Copies the points into arrays of `capacity`, oldest first, so that head becomes 0.
+  resize(capacity) {
+    const xs = new Float64Array(capacity);
+    const ys = new Float64Array(capacity);
+    for (let i = 0; i < this.length; i++) {
+      xs[i] = this.x(i);
+      ys[i] = this.y(i);
+    }
+    this.xs = xs;
+    this.ys = ys;
+    this.head = 0;
+  }
+
+  // A point older than the newest one is a late frame and goes in time order. A point
+  // older than the whole buffer means the device clock or a replay started over, so the
+  // buffered points no longer line up with it and are dropped.
+  insertEarlier(x, y) {
+    if (x < this.x(0)) {
+      this.head = 0;
+      this.length = 0;
+      this.push(x, y);
+      return;
+    }
+    this.makeRoom();
+    this.resize(this.xs.length);
+    let position = this.length;
+    while (position > 0 && this.xs[position - 1] > x) position--;
+    this.xs.copyWithin(position + 1, position, this.length);
+    this.ys.copyWithin(position + 1, position, this.length);
+    this.xs[position] = x;
+    this.ys[position] = y;
+    this.length++;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// State received from the engine
+
+/** Device shadows by device id. */
+const devices = new Map();
+/** Active alarms by alarm id. */
+const activeAlarms = new Map();
+/** Active alarms by device id, each a Map from alarm id to alarm. */
+const alarmsByDevice = new Map();
+/** Chart points by device id, then by key. Kept across reconnects and snapshots. */
+const history = new Map();
+let snapshotReceived = false;
+
+function createDevice(id) {
+  return {
+    id,
+    type: 'unknown',
+    version: 0,
+    reported: {},
+    lastFrameTs: null,
+    lastSeen: null,
+    online: false,
+  };
+}
+
+function applyDeviceFields(device, message) {
+  if (typeof message.device_type === 'string' && message.device_type !== '') {
+    device.type = message.device_type;
+  }
+  if (isFiniteNumber(message.version)) device.version = message.version;
+  if (isFiniteNumber(message.last_frame_ts)) device.lastFrameTs = message.last_frame_ts;
+  if (isFiniteNumber(message.last_seen)) device.lastSeen = message.last_seen;
+  if (typeof message.online === 'boolean') device.online = message.online;
+}
+
+function isReportedEntry(entry) {
+  return entry !== null && typeof entry === 'object' && 'value' in entry;
+}
+
+function recordPoint(deviceId, key, entry) {
+  if (!isFiniteNumber(entry.value) || !isFiniteNumber(entry.ts)) return;
+  let series = history.get(deviceId);
+  if (!series) {
+    series = new Map();
+    history.set(deviceId, series);
+  }
+  let buffer = series.get(key);
+  if (!buffer) {
+    buffer = new SeriesBuffer(HISTORY_MAX_POINTS);
+    series.set(key, buffer);
+  }
+  buffer.push(entry.ts, entry.value);
+}
+
+function addActiveAlarm(alarm) {
+  activeAlarms.set(alarm.id, alarm);
+  let forDevice = alarmsByDevice.get(alarm.device);
+  if (!forDevice) {
+    forDevice = new Map();
+    alarmsByDevice.set(alarm.device, forDevice);
+  }
+  forDevice.set(alarm.id, alarm);
+}
+
+function removeActiveAlarm(alarmId) {
+  const alarm = activeAlarms.get(alarmId);
+  if (!alarm) return;
+  activeAlarms.delete(alarmId);
+  const forDevice = alarmsByDevice.get(alarm.device);
+  forDevice?.delete(alarmId);
+  if (forDevice?.size === 0) alarmsByDevice.delete(alarm.device);
+}
+
+function isAlarm(value) {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof value.id === 'string' &&
+    typeof value.device === 'string'
+  );
+}
+
+function applySnapshot(message) {
+  const listed = Array.isArray(message.devices) ? message.devices : [];
+  const seen = new Set();
+  for (const entry of listed) {
+    if (!entry || typeof entry.device !== 'string') continue;
+    let device = devices.get(entry.device);
+    if (!device) {
+      device = createDevice(entry.device);
+      devices.set(device.id, device);
+    }
+    applyDeviceFields(device, entry);
+    device.reported = {};
+    for (const [key, reported] of Object.entries(entry.reported ?? {})) {
+      if (!isReportedEntry(reported)) continue;
+      device.reported[key] = reported;
+      recordPoint(device.id, key, reported);
+    }
+    seen.add(device.id);
+  }
+  // The dashboard subscribes to all devices, so the snapshot lists every device that
+  // exists. A device missing from it is gone, for example after an engine restart.
+  for (const id of [...devices.keys()]) {
+    if (!seen.has(id)) devices.delete(id);
+  }
+
+  activeAlarms.clear();
+  alarmsByDevice.clear();
+  for (const alarm of Array.isArray(message.alarms) ? message.alarms : []) {
+    if (isAlarm(alarm) && alarm.state !== 'cleared') addActiveAlarm(alarm);
+  }
+
+  snapshotReceived = true;
+  dirty.allDevices = true;
+  dirty.counts = true;
+  dirty.alarms = true;
+  dirty.deviceView = true;
+  scheduleRender();
+}
+
+function applyUpdate(message) {
+  if (typeof message.device !== 'string') return;
+  let device = devices.get(message.device);
+  const isNew = !device;
+  if (isNew) {
+    device = createDevice(message.device);
+    devices.set(device.id, device);
+  }
+  applyDeviceFields(device, message);
+  noteFreshEngineTime(message.last_seen);
+  for (const [key, change] of Object.entries(message.changes ?? {})) {
+    if (!isReportedEntry(change)) continue;
+    device.reported[key] = change;
+    recordPoint(device.id, key, change);
+  }
+  markDeviceChanged(device.id, !isNew);
+}
+
+function applyStatus(message) {
+  const device = devices.get(message.device);
+  // A device that has sent no frame is not shown yet, and its first update creates it.
+  if (!device) return;
+  if (typeof message.online === 'boolean') device.online = message.online;
+  if (isFiniteNumber(message.last_seen)) device.lastSeen = message.last_seen;
+  markDeviceChanged(device.id, true);
+}
+
+function applyAlarmTransition(message) {
+  const alarm = message.alarm;
+  if (!isAlarm(alarm)) {
+    console.warn('Ignored an alarm message without a valid alarm object', message);
+    return;
+  }
+  const transition = message.transition === 'cleared' ? 'cleared' : 'raised';
+  let at;
+  if (transition === 'cleared') {
+    removeActiveAlarm(alarm.id);
+    at = alarm.cleared_at;
+  } else {
+    addActiveAlarm(alarm);
+    at = alarm.raised_at;
+  }
+  noteFreshEngineTime(at);
+
+  const entry = { transition, alarm, at: isFiniteNumber(at) ? at : engineNow() };
+  dirty.logEntries.unshift(entry);
+  // A hidden tab runs no animation frames, so pending entries are capped like the log.
+  if (dirty.logEntries.length > ALARM_LOG_MAX_ENTRIES) {
+    dirty.logEntries.length = ALARM_LOG_MAX_ENTRIES;
+  }
+  dirty.alarms = true;
+  dirty.counts = true;
+  if (devices.has(alarm.device)) markDeviceChanged(alarm.device, true);
+  if (alarm.device === deviceView.id) dirty.deviceView = true;
+  scheduleRender();
+}
+
+// ---------------------------------------------------------------------------------------
+// Render scheduling
+
+const dirty = {
+  /** Device ids whose tile needs rendering. */
+  devices: new Set(),
+  /** Device ids whose tile flashes to show that it changed. */
+  flashes: new Set(),
+  /** Render every tile: after a snapshot or a filter or sort change. */
+  allDevices: false,
+  counts: false,
+  alarms: false,
+  /** Alarm log entries not yet in the DOM, newest first. */
+  logEntries: [],
+  deviceView: false,
+};
+let renderRequested = false;
+let lastRenderAt = -Infinity;
+
+// Requests a render on an animation frame, at most once per RENDER_INTERVAL_MS. Each
+// render makes the browser restyle, lay out and paint, and that cost grows with the
+// number of tiles, so changes that stream in are gathered for up to 100 ms.
+function scheduleRender() {
+  if (renderRequested) return;
+  renderRequested = true;
+  const wait = lastRenderAt + RENDER_INTERVAL_MS - performance.now();
+  if (wait > 0) {
+    setTimeout(() => requestAnimationFrame(render), wait);
+  } else {
+    requestAnimationFrame(render);
+  }
+}
+
+function markDeviceChanged(deviceId, flash) {
+  dirty.devices.add(deviceId);
+  if (flash) dirty.flashes.add(deviceId);
+  dirty.counts = true;
+  if (deviceId === deviceView.id) dirty.deviceView = true;
+  scheduleRender();
+}
+
+function render(frameTime) {
+  renderRequested = false;
+  lastRenderAt = frameTime;
+
+  if (dirty.allDevices) {
+    for (const id of devices.keys()) renderTile(id);
+    for (const id of [...tiles.keys()]) {
+      if (!devices.has(id)) renderTile(id);
+    }
+  } else {
+    for (const id of dirty.devices) renderTile(id);
+  }
+  for (const id of dirty.flashes) flashTile(id);
+  renderGroups();
+  if (dirty.counts || dirty.allDevices) renderCounts();
+  if (dirty.alarms) renderActiveAlarms();
+  if (dirty.logEntries.length > 0) renderLogEntries(dirty.logEntries);
+  if (dirty.deviceView) renderDeviceView();
+
+  dirty.devices.clear();
+  dirty.flashes.clear();
+  dirty.allDevices = false;
+  dirty.counts = false;
+  dirty.alarms = false;
+  dirty.logEntries = [];
+  dirty.deviceView = false;
+}
+
+// ---------------------------------------------------------------------------------------
+// Fleet view: groups and tiles
+
+const groupsContainer = byId('groups');
+const fleetEmpty = byId('fleet-empty');
+const searchInput = byId('search');
+const statusFilter = byId('status-filter');
+const alarmsFirstInput = byId('alarms-first');
+
+/** Tiles by device id: the tile's root element and the parts that change. */
+const tiles = new Map();
+
+// Tiles use `content-visibility: auto`, so the browser skips rendering the contents of
+// tiles far from the viewport and fires `contentvisibilityautostatechange` when that
+// changes. Only tiles on screen get value and time updates and flashes, and the others
+// catch up when they scroll into view. Without the event every tile counts as on screen.
+const tracksTileVisibility = 'oncontentvisibilityautostatechange' in HTMLElement.prototype;
+
+function handleTileVisibility(event) {
+  const deviceId = event.currentTarget.dataset.device;
+  const tile = tiles.get(deviceId);
+  const device = devices.get(deviceId);
+  if (!tile || !device) return;
+  tile.onScreen = !event.skipped;
+  if (tile.onScreen) renderTileContent(tile, device);
+}
+
+/** Device groups by device type. */
+const groups = new Map();
+let groupsCreated = 0;
+const filter = { text: '', status: 'all', alarmsFirst: alarmsFirstInput.checked };
+
+/** Returns the device's presence and its highest active alarm severity. */
+function deviceStatus(device) {
+  const alarms = alarmsByDevice.get(device.id);
+  let severity = null;
+  let rank = -1;
+  for (const alarm of alarms?.values() ?? []) {
+    const alarmRank = severityRank(alarm.severity);
+    if (alarmRank > rank) {
+      rank = alarmRank;
+      severity = String(alarm.severity ?? 'unknown');
+    }
+  }
+  const alarmCount = alarms?.size ?? 0;
+  // Devices in alarm sort before the others, higher severities first.
+  const sortRank = alarmCount > 0 ? rank + 1 : 0;
+  return { online: device.online, severity, alarmCount, sortRank };
+}
+
+function matchesFilter(device, status) {
+  if (filter.status === 'online' && !device.online) return false;
+  if (filter.status === 'offline' && device.online) return false;
+  if (filter.status === 'alarm' && status.alarmCount === 0) return false;
+  if (filter.text === '') return true;
+  return (
+    device.id.toLowerCase().includes(filter.text) || device.type.toLowerCase().includes(filter.text)
+  );
+}
+
+function ensureGroup(type) {
+  let group = groups.get(type);
+  if (group) return group;
+
+  const section = createElement('section', 'group');
+  const head = createElement('div', 'group-head');
+  const title = createElement('h2', 'group-title', type);
+  groupsCreated++;
+  title.id = `group-title-${groupsCreated}`;
+  section.setAttribute('aria-labelledby', title.id);
+  const count = createElement('span', 'group-count');
+  head.append(title, count);
+  const grid = createElement('div', 'tile-grid');
+  section.append(head, grid);
+
+  const nextType = nextInOrder(groups.keys(), type);
+  groupsContainer.insertBefore(section, nextType ? groups.get(nextType).section : null);
+
+  group = { type, section, grid, count, members: new Set(), needsSort: true, needsCount: true };
+  groups.set(type, group);
+  return group;
+}
+
+function createTile(device) {
+  const root = createElement('article', 'tile');
+  root.dataset.device = device.id;
+  if (tracksTileVisibility) {
+    root.addEventListener('contentvisibilityautostatechange', handleTileVisibility);
+  }
+  const head = createElement('div', 'tile-head');
+  const title = createElement('h3', 'tile-title');
+  const link = createElement('a', 'tile-link', device.id);
+  link.href = deviceHref(device.id);
+  title.append(link);
+  const badges = createElement('div', 'tile-badges');
+  const presenceBadge = createElement('span', 'badge');
+  const alarmBadge = createElement('span', 'badge');
+  badges.append(presenceBadge, alarmBadge);
+  head.append(title, badges);
+
+  const values = createElement('dl', 'tile-values');
+  const foot = createElement('div', 'tile-foot');
+  const frameTime = createElement('time', 'tile-frame');
+  const seen = createElement('span', 'tile-seen');
+  foot.append(frameTime, seen);
+  const highlight = createElement('div', 'tile-highlight');
+  root.append(highlight, head, values, foot);
+
+  return {
+    root,
+    presenceBadge,
+    alarmBadge,
+    values,
+    valueCells: new Map(),
+    frameTime,
+    seen,
+    highlight,
+    keysSignature: null,
+    statusSignature: null,
+    sortRank: 0,
+    group: null,
+    onScreen: !tracksTileVisibility,
+  };
+}
+
+/** Returns the keys a tile shows: numeric values first, each part in natural order. */
+function tileKeys(device) {
+  const numeric = [];
+  const other = [];
+  for (const [key, entry] of Object.entries(device.reported)) {
+    (typeof entry.value === 'number' ? numeric : other).push(key);
+  }
+  numeric.sort(collator.compare);
+  other.sort(collator.compare);
+  return numeric.concat(other).slice(0, TILE_MAX_VALUES);
+}
+
+function renderTileValues(tile, device) {
+  const keys = tileKeys(device);
+  const signature = keys.join('\n');
+  if (signature !== tile.keysSignature) {
+    tile.keysSignature = signature;
+    tile.valueCells.clear();
+    tile.values.textContent = '';
+    for (const key of keys) {
+      const row = createElement('div', 'tile-value');
+      const term = createElement('dt', '', keyInfo(key).label);
+      term.title = key;
+      const cell = createElement('dd');
+      row.append(term, cell);
+      tile.values.append(row);
+      tile.valueCells.set(key, cell);
+    }
+    if (keys.length === 0) {
+      tile.values.append(createElement('div', 'tile-no-values', 'No values reported'));
+    }
+  }
+  for (const [key, cell] of tile.valueCells) {
+    setText(cell, formatValue(key, device.reported[key]?.value));
+  }
+}
+
+function renderTileStatus(tile, status) {
+  const signature = `${status.online}|${status.severity}|${status.alarmCount}`;
+  if (signature === tile.statusSignature) return;
+  tile.statusSignature = signature;
+
+  const alarmed = status.alarmCount > 0;
+  let statusName = status.online ? 'online' : 'offline';
+  if (alarmed) statusName = 'alarm';
+  tile.root.dataset.status = statusName;
+  tile.root.dataset.severity = alarmed ? severityClass(status.severity) : '';
+
+  tile.presenceBadge.className = `badge ${status.online ? 'badge-online' : 'badge-offline'}`;
+  tile.presenceBadge.textContent = status.online ? 'online' : 'offline';
+  // A device in alarm shows its presence badge only when it is also offline.
+  tile.presenceBadge.hidden = alarmed && status.online;
+
+  tile.alarmBadge.hidden = !alarmed;
+  if (alarmed) {
+    tile.alarmBadge.className = `badge badge-severity sev-${severityClass(status.severity)}`;
+    tile.alarmBadge.textContent =
+      status.alarmCount > 1 ? `${status.severity} ×${status.alarmCount}` : status.severity;
+    const count = status.alarmCount === 1 ? '1 active alarm' : `${status.alarmCount} active alarms`;
+    tile.alarmBadge.title = `${count}, highest severity ${status.severity}`;
+  }
+}
+
+function renderTileTimes(tile, device) {
+  if (device.lastFrameTs !== null) {
+    setTimeElement(tile.frameTime, device.lastFrameTs, formatUtcDateTime(device.lastFrameTs));
+    tile.frameTime.title = 'Device time of the last frame';
+  }
+  renderTileSeen(tile, device);
+}
+
+function renderTileSeen(tile, device) {
+  if (device.lastSeen === null) return;
+  setText(tile.seen, `received ${formatAgo(engineNow() - device.lastSeen)}`);
+}
+
+function renderTile(deviceId) {
+  const device = devices.get(deviceId);
+  let tile = tiles.get(deviceId);
+
+  if (!device) {
+    if (tile) {
+      tile.root.remove();
+      tile.group.members.delete(deviceId);
+      tile.group.needsCount = true;
+      tiles.delete(deviceId);
+    }
+    return;
+  }
+
+  const isNew = !tile;
+  if (isNew) {
+    tile = createTile(device);
+    tiles.set(deviceId, tile);
+  }
+  if (tile.group?.type !== device.type) {
+    if (tile.group) {
+      tile.group.members.delete(deviceId);
+      tile.group.needsCount = true;
+    }
+    tile.group = ensureGroup(device.type);
+    tile.group.members.add(deviceId);
+    tile.group.grid.append(tile.root);
+    tile.group.needsSort = true;
+    tile.group.needsCount = true;
+  }
+
+  const status = deviceStatus(device);
+  renderTileStatus(tile, status);
+  if (status.sortRank !== tile.sortRank) {
+    tile.sortRank = status.sortRank;
+    if (filter.alarmsFirst) tile.group.needsSort = true;
+  }
+
+  const visible = matchesFilter(device, status);
+  if (tile.root.hidden === visible) {
+    tile.root.hidden = !visible;
+    tile.group.needsCount = true;
+  }
+  // A new tile is filled at once so that it never shows up empty.
+  if (visible && (isNew || tile.onScreen)) renderTileContent(tile, device);
+}
+
+function renderTileContent(tile, device) {
+  renderTileValues(tile, device);
+  renderTileTimes(tile, device);
+}
+
+function flashTile(deviceId) {
+  const tile = tiles.get(deviceId);
+  if (!tile || !tile.onScreen || tile.root.hidden || reducedMotion.matches) return;
+  tile.flash?.cancel();
+  // Only the overlay's opacity animates, which Chromium can run on the compositor.
+  // Animating the tile's own colours restyled and repainted each flashing tile per frame.
+  tile.flash = tile.highlight.animate([{ opacity: 1 }, { opacity: 0 }], {
+    duration: 900,
+    easing: 'ease-out',
+  });
+}
+
+function compareTiles(a, b) {
+  if (filter.alarmsFirst) {
+    const byRank = tiles.get(b).sortRank - tiles.get(a).sortRank;
+    if (byRank !== 0) return byRank;
+  }
+  return collator.compare(a, b);
+}
+
+function sortGroup(group) {
+  const ordered = [...group.members].sort(compareTiles);
+  let expected = group.grid.firstChild;
+  for (const id of ordered) {
+    const node = tiles.get(id).root;
+    if (node === expected) {
+      expected = expected.nextSibling;
+    } else {
+      group.grid.insertBefore(node, expected);
+    }
+  }
+}
+
+function renderGroups() {
+  let visibleTotal = 0;
+  for (const group of [...groups.values()]) {
+    if (group.members.size === 0) {
+      group.section.remove();
+      groups.delete(group.type);
+      continue;
+    }
+    if (group.needsSort) {
+      sortGroup(group);
+      group.needsSort = false;
+    }
+    if (group.needsCount || dirty.allDevices) {
+      let visible = 0;
+      for (const id of group.members) {
+        if (!tiles.get(id).root.hidden) visible++;
+      }
+      group.visible = visible;
+      const total = group.members.size;
+      setText(group.count, visible === total ? `${total}` : `${visible} of ${total}`);
+      group.count.title = `${visible} of ${total} devices shown`;
+      group.section.hidden = visible === 0;
+      group.needsCount = false;
+    }
+    visibleTotal += group.visible;
+  }
+
+  let emptyText = '';
+  if (devices.size === 0) {
+    emptyText = snapshotReceived ? 'No device has reported yet.' : 'Waiting for the engine…';
+  } else if (visibleTotal === 0) {
+    emptyText = 'No device matches the search and status filter.';
+  }
+  setText(fleetEmpty, emptyText);
+  fleetEmpty.hidden = emptyText === '';
+}
+
+function renderCounts() {
+  let online = 0;
+  let inAlarm = 0;
+  for (const device of devices.values()) {
+    if (device.online) online++;
+    if (alarmsByDevice.has(device.id)) inAlarm++;
+  }
+  setText(byId('count-total'), String(devices.size));
+  setText(byId('count-online'), String(online));
+  setText(byId('count-offline'), String(devices.size - online));
+  setText(byId('count-alarm'), String(inAlarm));
+}
+
+function applyFilterChange() {
+  filter.text = searchInput.value.trim().toLowerCase();
+  filter.status = statusFilter.value;
+  for (const chip of document.querySelectorAll('.count-chip')) {
+    chip.setAttribute('aria-pressed', String(chip.dataset.filter === filter.status));
+  }
+  dirty.allDevices = true;
+  scheduleRender();
+}
+
+// ---------------------------------------------------------------------------------------
+// Alarm panel
+
+const activeAlarmList = byId('active-alarms');
+const alarmLogList = byId('alarm-log');
+/** Alarm panel items by alarm id. */
+const alarmItems = new Map();
+
+function compareAlarmsNewestFirst(a, b) {
+  return (b.raised_at ?? 0) - (a.raised_at ?? 0) || collator.compare(a.device, b.device);
+}
+
+/** Creates the list item of an active alarm, with a link to its device if `showDevice`. */
+function createAlarmItem(alarm, showDevice) {
+  const item = createElement('li', `alarm-item sev-${severityClass(alarm.severity)}`);
+  const head = createElement('div', 'alarm-head');
+  const severity = String(alarm.severity ?? 'unknown');
+  const badgeClass = `badge badge-severity sev-${severityClass(severity)}`;
+  head.append(createElement('span', badgeClass, severity));
+  if (showDevice) {
+    const link = createElement('a', 'alarm-device', alarm.device);
+    link.href = deviceHref(alarm.device);
+    head.append(link);
+  }
+  head.append(createElement('span', 'alarm-rule', String(alarm.rule ?? '')));
+  item.append(head);
+  if (alarm.message) item.append(createElement('p', 'alarm-message', String(alarm.message)));
+
+  const meta = createElement('p', 'alarm-meta');
+  const raised = createElement('time');
+  const ago = createElement('span', 'alarm-ago');
+  if (isFiniteNumber(alarm.raised_at)) {
+    setTimeElement(raised, alarm.raised_at, `raised ${formatLocalTime(alarm.raised_at)}`);
+    raised.title = formatUtcDateTime(alarm.raised_at);
+  }
+  meta.append(raised, ago);
+  if (isFiniteNumber(alarm.frame_ts)) {
+    const frameText = `frame ${formatUtcDateTime(alarm.frame_ts)}`;
+    const frame = createElement('span', 'alarm-frame', frameText);
+    frame.title = 'Device time of the frame that raised the alarm';
+    meta.append(frame);
+  }
+  item.append(meta);
+  item.ago = ago;
+  item.raisedAt = alarm.raised_at;
+  renderAlarmAgo(item);
+  return item;
+}
+
+function renderAlarmAgo(item) {
+  if (!isFiniteNumber(item.raisedAt)) return;
+  setText(item.ago, formatAgo(engineNow() - item.raisedAt));
+}
+
+function renderActiveAlarms() {
+  for (const [id, item] of alarmItems) {
+    if (!activeAlarms.has(id)) {
+      item.remove();
+      alarmItems.delete(id);
+    }
+  }
+  const ordered = [...activeAlarms.values()].sort(compareAlarmsNewestFirst);
+  let expected = activeAlarmList.firstChild;
+  for (const alarm of ordered) {
+    let item = alarmItems.get(alarm.id);
+    if (!item) {
+      item = createAlarmItem(alarm, true);
+      alarmItems.set(alarm.id, item);
+    }
+    if (item === expected) {
+      expected = expected.nextSibling;
+    } else {
+      activeAlarmList.insertBefore(item, expected);
+    }
+  }
+  const count = byId('active-alarm-count');
+  setText(count, String(activeAlarms.size));
+  count.dataset.severity = ordered.length > 0 ? severityClass(highestSeverity(ordered)) : '';
+  byId('no-active-alarms').hidden = activeAlarms.size > 0;
+  updateDocumentTitle();
+}
+
+function highestSeverity(alarms) {
+  let highest = alarms[0].severity;
+  for (const alarm of alarms) {
+    if (severityRank(alarm.severity) > severityRank(highest)) highest = alarm.severity;
+  }
+  return highest;
+}
+
+function createLogItem(entry) {
+  const { alarm, transition } = entry;
+  const item = createElement('li', `log-entry log-${transition}`);
+  const time = createElement('time', 'log-time');
+  setTimeElement(time, entry.at, formatLocalTime(entry.at));
+  time.title = formatUtcDateTime(entry.at);
+  const label = createElement('span', 'log-transition', transition);
+  const severity = createElement('span', `sev-dot sev-${severityClass(alarm.severity)}`);
+  severity.title = String(alarm.severity ?? 'unknown');
+  severity.append(createElement('span', 'visually-hidden', severity.title));
+  const link = createElement('a', 'log-device', alarm.device);
+  link.href = deviceHref(alarm.device);
+  const rule = createElement('span', 'log-rule', String(alarm.rule ?? ''));
+  item.append(time, label, severity, link, rule);
+  return item;
+}
+
+function renderLogEntries(entries) {
+  const fragment = document.createDocumentFragment();
+  for (const entry of entries) fragment.append(createLogItem(entry));
+  alarmLogList.prepend(fragment);
+  while (alarmLogList.childElementCount > ALARM_LOG_MAX_ENTRIES) {
+    alarmLogList.lastElementChild.remove();
+  }
+  byId('alarm-log-empty').hidden = alarmLogList.childElementCount > 0;
+}
+
+// ---------------------------------------------------------------------------------------
+// Device view
+
+const deviceView = {
+  /** Id of the device shown, or null on the fleet view. */
+  id: null,
+  /** Charts by key: { card, latest, chart }. */
+  charts: new Map(),
+  /** Cells of the reported-state table by key: { value, time }. */
+  rows: new Map(),
+};
+
+/** Sets the tab title: the device shown, if any, after the count of active alarms. */
+function updateDocumentTitle() {
+  const view = deviceView.id === null ? APP_TITLE : `${deviceView.id} · ${APP_TITLE}`;
+  document.title = activeAlarms.size > 0 ? `(${activeAlarms.size}) ${view}` : view;
+}
+
+function closeDeviceView() {
+  for (const { chart } of deviceView.charts.values()) chart.destroy();
+  deviceView.charts.clear();
+  deviceView.rows.clear();
+  byId('charts').textContent = '';
+  byId('shadow-rows').textContent = '';
+  byId('device-alarms').textContent = '';
+  deviceView.id = null;
+}
+
+function renderDeviceView() {
+  const id = deviceView.id;
+  if (id === null) return;
+  const device = devices.get(id);
+  setText(byId('device-title'), id);
+  updateDocumentTitle();
+
+  const missing = byId('device-missing');
+  const badge = byId('device-badge');
+  byId('device-body').hidden = !device;
+  missing.hidden = Boolean(device);
+  if (!device) {
+    badge.hidden = true;
+    setText(
+      missing,
+      snapshotReceived
+        ? `No frame from ${id} has reached this page. The view fills in when the device reports.`
+        : 'Waiting for the engine…',
+    );
+    return;
+  }
+
+  const status = deviceStatus(device);
+  badge.hidden = false;
+  if (status.alarmCount > 0) {
+    badge.className = `badge badge-severity sev-${severityClass(status.severity)}`;
+    badge.textContent = `${status.severity} alarm${status.online ? '' : ', offline'}`;
+  } else {
+    badge.className = `badge ${status.online ? 'badge-online' : 'badge-offline'}`;
+    badge.textContent = status.online ? 'online' : 'offline';
+  }
+
+  setText(byId('device-type'), device.type);
+  setText(byId('device-version'), String(device.version));
+  const frameTime = device.lastFrameTs === null ? '—' : formatUtcDateTime(device.lastFrameTs);
+  setText(byId('device-frame-time'), frameTime);
+  renderDeviceSeen(device);
+  renderDeviceAlarms(device);
+  renderShadowRows(device);
+  renderDeviceCharts(device);
+}
+
+function renderDeviceSeen(device) {
+  const seen = byId('device-seen');
+  if (device.lastSeen === null) {
+    setText(seen, '—');
+    return;
+  }
+  const ago = formatAgo(engineNow() - device.lastSeen);
+  setText(seen, `${ago} (${formatLocalTime(device.lastSeen)})`);
+  seen.title = `Engine time ${formatUtcDateTime(device.lastSeen)}`;
+}
+
+function renderDeviceAlarms(device) {
+  const list = byId('device-alarms');
+  const alarms = [...(alarmsByDevice.get(device.id)?.values() ?? [])];
+  alarms.sort(compareAlarmsNewestFirst);
+  list.textContent = '';
+  for (const alarm of alarms) list.append(createAlarmItem(alarm, false));
+  byId('device-no-alarms').hidden = alarms.length > 0;
+}
+
+function renderShadowRows(device) {
+  const body = byId('shadow-rows');
+  const keys = Object.keys(device.reported).sort(collator.compare);
+  if (keys.length !== deviceView.rows.size || keys.some((key) => !deviceView.rows.has(key))) {
+    body.textContent = '';
+    deviceView.rows.clear();
+    for (const key of keys) {
+      const row = createElement('tr');
+      const name = createElement('th', 'shadow-key', key);
+      name.scope = 'row';
+      const value = createElement('td', 'shadow-value');
+      const time = createElement('td', 'shadow-time');
+      row.append(name, value, time);
+      body.append(row);
+      deviceView.rows.set(key, { value, time });
+    }
+  }
+  for (const [key, { value, time }] of deviceView.rows) {
+    const entry = device.reported[key];
+    setText(value, formatValue(key, entry.value));
+    setText(time, isFiniteNumber(entry.ts) ? formatUtcDateTime(entry.ts) : '—');
+  }
+}
+
+function renderDeviceCharts(device) {
+  const container = byId('charts');
+  const series = history.get(device.id) ?? new Map();
+  const keys = [...series.keys()].sort(collator.compare);
+  for (const key of keys) {
+    let view = deviceView.charts.get(key);
+    if (!view) {
+      const info = keyInfo(key);
+      const card = createElement('figure', 'chart-card');
+      const caption = createElement('figcaption');
+      const name = createElement('span', 'chart-key', key);
+      const latest = createElement('span', 'chart-latest');
+      caption.append(name, latest);
+      const host = createElement('div', 'chart-host');
+      card.append(caption, host);
+      const chart = new LineChart(host, {
+        title: info.unit ? `${info.label} (${info.unit})` : info.label,
+        formatValue: (value) => formatValue(key, value),
+      });
+      view = { card, latest, chart };
+      deviceView.charts.set(key, view);
+      const nextKey = nextInOrder(deviceView.charts.keys(), key);
+      container.insertBefore(card, nextKey ? deviceView.charts.get(nextKey).card : null);
+      chart.setSeries(series.get(key));
+    }
+    const current = device.reported[key];
+    setText(view.latest, current ? formatValue(key, current.value) : '');
+    view.chart.invalidate();
+  }
+  byId('charts-empty').hidden = keys.length > 0;
+}
+
+// ---------------------------------------------------------------------------------------
+// Routing
+
+const fleetSection = byId('fleet-view');
+const deviceSection = byId('device-view');
+let fleetScrollY = 0;
+
+function route() {
+  const match = /^#\/device\/(.+)$/.exec(location.hash);
+  if (match) {
+    let id = match[1];
+    try {
+      id = decodeURIComponent(id);
+    } catch {
+      // A malformed escape is shown as typed, since no valid device id contains `%`.
+    }
+    showDeviceView(id);
+  } else {
+    showFleetView();
+  }
+}
+
+function showDeviceView(id) {
+  if (deviceView.id === null) fleetScrollY = window.scrollY;
+  if (deviceView.id !== id) closeDeviceView();
+  deviceView.id = id;
+  document.body.dataset.view = 'device';
+  fleetSection.hidden = true;
+  deviceSection.hidden = false;
+  renderDeviceView();
+  window.scrollTo(0, 0);
+  byId('device-title').focus({ preventScroll: true });
+}
+
+function showFleetView() {
+  const wasOnDevice = deviceView.id !== null;
+  closeDeviceView();
+  document.body.dataset.view = 'fleet';
+  deviceSection.hidden = true;
+  fleetSection.hidden = false;
+  updateDocumentTitle();
+  if (wasOnDevice) window.scrollTo(0, fleetScrollY);
+}
+
+// ---------------------------------------------------------------------------------------
+// Connection
+
+const connection = {
+  socket: null,
+  /** One of connecting, live, reconnecting, stale. */
+  state: 'connecting',
+  /** Connections in a row that closed or failed, which picks the next backoff delay. */
+  failures: 0,
+  retryTimer: 0,
+  retryAt: 0,
+  pingTimer: 0,
+  nextPingId: 1,
+  /** Send times of unanswered pings by id, for the round-trip time. */
+  pingsInFlight: new Map(),
+  roundTripMs: null,
+  lastMessageAt: 0,
+  /** Wall-clock time of the last message before the connection was lost or went stale. */
+  lastDataAt: 0,
+  everConnected: false,
+};
+
+function webSocketUrl() {
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${location.host}/ws`;
+}
+
+function send(message) {
+  const socket = connection.socket;
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+}
+
+function connect() {
+  clearTimeout(connection.retryTimer);
+  connection.retryTimer = 0;
+  setConnectionState('connecting');
+
+  let socket;
+  try {
+    socket = new WebSocket(webSocketUrl());
+  } catch (error) {
+    console.error(`Failed to open a WebSocket to ${webSocketUrl()}`, error);
+    scheduleReconnect();
+    return;
+  }
+  connection.socket = socket;
+  socket.addEventListener('open', () => {
+    if (socket === connection.socket) handleOpen();
+  });
+  socket.addEventListener('message', (event) => {
+    if (socket === connection.socket) handleMessage(event.data);
+  });
+  socket.addEventListener('close', (event) => {
+    if (socket === connection.socket) handleClose(event);
+  });
+}
+
+function handleOpen() {
+  connection.failures = 0;
+  connection.everConnected = true;
+  connection.lastMessageAt = Date.now();
+  connection.pingsInFlight.clear();
+  connection.roundTripMs = null;
+  engineClockOffsetMs = null;
+  console.info(`Connected to ${webSocketUrl()}`);
+  send({ type: 'subscribe', all: true });
+  connection.pingTimer = setInterval(sendPing, PING_INTERVAL_MS);
+  setConnectionState('live');
+}
+
+function handleClose(event) {
+  connection.socket = null;
+  clearInterval(connection.pingTimer);
+  connection.pingTimer = 0;
+  if (connection.state === 'live' || connection.state === 'stale') {
+    connection.lastDataAt = connection.lastMessageAt;
+    const reason = event.reason ? `, reason ${event.reason}` : '';
+    console.warn(`WebSocket closed (code ${event.code}${reason}); reconnecting`);
+  }
+  scheduleReconnect();
+}
+
+function scheduleReconnect() {
+  const delay = RECONNECT_DELAYS_MS[Math.min(connection.failures, RECONNECT_DELAYS_MS.length - 1)];
+  connection.failures++;
+  connection.retryAt = Date.now() + delay;
+  connection.retryTimer = setTimeout(connect, delay);
+  setConnectionState('reconnecting');
+}
+
+function retryNow() {
+  if (connection.retryTimer) connect();
+}
+
+function sendPing() {
+  const id = connection.nextPingId++;
+  connection.pingsInFlight.set(id, performance.now());
+  // Drops the oldest unanswered pings so that an engine that never replies cannot grow the map.
+  for (const oldId of connection.pingsInFlight.keys()) {
+    if (connection.pingsInFlight.size <= 5) break;
+    connection.pingsInFlight.delete(oldId);
+  }
+  send({ type: 'ping', id });
+}
+
+function handleMessage(data) {
+  connection.lastMessageAt = Date.now();
+  if (connection.state === 'stale') setConnectionState('live');
+
+  let message;
+  try {
+    message = JSON.parse(data);
+  } catch (error) {
+    console.warn('Ignored a WebSocket message that is not valid JSON', error, data);
+    return;
+  }
+  if (message === null || typeof message !== 'object') {
+    console.warn('Ignored a WebSocket message that is not a JSON object', data);
+    return;
+  }
+
+  switch (message.type) {
+    case 'hello':
+      handleHello(message);
+      break;
+    case 'snapshot':
+      applySnapshot(message);
+      break;
+    case 'update':
+      applyUpdate(message);
+      break;
+    case 'alarm':
+      applyAlarmTransition(message);
+      break;
+    case 'status':
+      applyStatus(message);
+      break;
+    case 'pong':
+      handlePong(message);
+      break;
+    case 'error':
+      console.warn('Engine error', message);
+      showToast(`Engine error (${message.code ?? 'no code'}): ${message.message ?? 'no message'}`);
+      break;
+    default:
+      warnUnknownType(message.type);
+  }
+}
+
+const unknownTypesWarned = new Set();
+
+function warnUnknownType(type) {
+  if (unknownTypesWarned.has(type)) return;
+  unknownTypesWarned.add(type);
+  console.warn(`Ignored WebSocket messages of unknown type ${JSON.stringify(type)}`);
+}
+
+function handleHello(message) {
+  const server = [message.server, message.version].filter(Boolean).join(' ');
+  setText(byId('server-info'), server);
+  if (message.protocol !== PROTOCOL_VERSION) {
+    showToast(
+      `The engine uses protocol ${message.protocol}, but this page expects ` +
+        `${PROTOCOL_VERSION}, so some data may not show. ` +
+        'Reload the page to get the dashboard that the engine serves.',
+      'warning',
+    );
+  }
+}
+
+function handlePong(message) {
+  const sentAt = connection.pingsInFlight.get(message.id);
+  if (sentAt === undefined) return;
+  connection.pingsInFlight.delete(message.id);
+  connection.roundTripMs = Math.round(performance.now() - sentAt);
+  renderConnection();
+}
+
+// ---------------------------------------------------------------------------------------
+// Connection display and the one-second clock
+
+const ANNOUNCEMENTS = {
+  live: 'Connected to the engine. Data is live.',
+  reconnecting: 'Connection to the engine lost. Reconnecting.',
+  stale: 'No message from the engine for 30 seconds. Data may be out of date.',
+};
+
+function setConnectionState(state) {
+  const previous = connection.state;
+  connection.state = state;
+  document.body.dataset.connection = state;
+  // Announce changes between live, lost and stale, but not every retry of a lost connection.
+  const lost = state === 'reconnecting' && previous !== 'connecting';
+  const announce = state !== previous && (state === 'live' || state === 'stale' || lost);
+  if (announce) setText(byId('connection-announcer'), ANNOUNCEMENTS[state]);
+  if (state === 'stale') connection.lastDataAt = connection.lastMessageAt;
+  renderConnection();
+}
+
+function renderConnection() {
+  const now = Date.now();
+  let label;
+  let detail = '';
+  switch (connection.state) {
+    case 'live':
+      label = 'Live';
+      if (connection.roundTripMs !== null) detail = `${connection.roundTripMs} ms round trip`;
+      break;
+    case 'stale':
+      label = 'Stale';
+      detail = `no message for ${Math.floor((now - connection.lastMessageAt) / 1000)} s`;
+      break;
+    case 'reconnecting':
+      label = 'Reconnecting';
+      detail = `retry in ${Math.max(0, Math.ceil((connection.retryAt - now) / 1000))} s`;
+      break;
+    default:
+      label = connection.everConnected ? 'Reconnecting' : 'Connecting';
+      detail = connection.everConnected ? 'connecting…' : '';
+  }
+  setText(byId('connection-state'), label);
+  setText(byId('connection-detail'), detail);
+  byId('retry-now').hidden = connection.state !== 'reconnecting';
+
+  const banner = byId('connection-banner');
+  const showBanner =
+    connection.state !== 'live' && connection.everConnected && connection.lastDataAt > 0;
+  banner.hidden = !showBanner;
+  if (showBanner) {
+    setText(
+      banner,
+      `Showing the state received up to ${formatLocalTime(connection.lastDataAt)}. ` +
+        'Values and alarms may be out of date until the connection recovers.',
+    );
+  }
+}
+
+function tick() {
+  if (connection.state === 'live' && Date.now() - connection.lastMessageAt > STALE_AFTER_MS) {
+    setConnectionState('stale');
+  } else {
+    renderConnection();
+  }
+
+  for (const [id, tile] of tiles) {
+    if (tile.onScreen && !tile.root.hidden) renderTileSeen(tile, devices.get(id));
+  }
+  for (const item of alarmItems.values()) renderAlarmAgo(item);
+  if (deviceView.id !== null) {
+    const device = devices.get(deviceView.id);
+    if (device) renderDeviceSeen(device);
+    for (const item of byId('device-alarms').children) renderAlarmAgo(item);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Toasts
+
+function showToast(text, kind = 'error') {
+  const container = byId('toasts');
+  const toast = createElement('div', `toast toast-${kind}`);
+  const message = createElement('p', 'toast-message', text);
+  const close = createElement('button', 'toast-close', '×');
+  close.type = 'button';
+  close.setAttribute('aria-label', 'Dismiss');
+  close.addEventListener('click', () => toast.remove());
+  toast.append(message, close);
+  container.append(toast);
+  while (container.childElementCount > TOAST_MAX_VISIBLE) container.firstElementChild.remove();
+  setTimeout(() => toast.remove(), TOAST_DURATION_MS);
+}
+
+// ---------------------------------------------------------------------------------------
+// Start
+
+function start() {
+  searchInput.addEventListener('input', applyFilterChange);
+  statusFilter.addEventListener('change', applyFilterChange);
+  alarmsFirstInput.addEventListener('change', () => {
+    filter.alarmsFirst = alarmsFirstInput.checked;
+    for (const group of groups.values()) group.needsSort = true;
+    scheduleRender();
+  });
+  document.querySelector('.filters').addEventListener('submit', (event) => event.preventDefault());
+  for (const chip of document.querySelectorAll('.count-chip')) {
+    chip.addEventListener('click', () => {
+      statusFilter.value = chip.dataset.filter;
+      applyFilterChange();
+      if (deviceView.id !== null) location.hash = '#/';
+    });
+  }
+  byId('retry-now').addEventListener('click', retryNow);
+  window.addEventListener('online', retryNow);
+  window.addEventListener('hashchange', route);
+
+  // On narrow screens the alarm panel comes first, so its log starts collapsed.
+  if (matchMedia('(max-width: 1100px)').matches) byId('alarm-log-section').open = false;
+
+  applyFilterChange();
+  route();
+  connect();
+  setInterval(tick, 1000);
+}
+
+start();

@@ -1,0 +1,278 @@
+//! The hub: the gateway's read model of every device, and the fan-out of device events to the
+//! queues of subscribed clients.
+//!
+//! The hub is the one place that sees all devices at once. Cross-device views (the fleet
+//! list, snapshots) read from it, never from the actors, so the actors can later be spread
+//! over several engines that feed one hub.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use dashmap::DashMap;
+use parking_lot::{Mutex, RwLock};
+use valmetal_actors::rules::{AlarmEvent, Transition};
+use valmetal_actors::{DeviceId, PresenceChange, ShadowChange};
+
+use crate::client_queue::{ClientQueue, QueuedEvent};
+use crate::protocol::{DeviceState, DeviceUpdate, ServerMessage};
+use crate::telemetry::GatewayClientsCounted;
+
+/// Alarm and status events a client may have queued before it is resynchronized.
+pub const DEFAULT_MAX_QUEUED_EVENTS: usize = 1024;
+
+/// One connected dashboard.
+pub struct Client {
+    pub id: u64,
+    pub queue: ClientQueue,
+    subscribes_all: AtomicBool,
+    devices: Mutex<HashSet<DeviceId>>,
+}
+
+impl Client {
+    /// Returns true when the client subscribes to every device.
+    pub fn subscribes_all(&self) -> bool {
+        self.subscribes_all.load(Ordering::Acquire)
+    }
+
+    /// Returns the devices the client subscribes to one by one.
+    pub fn devices(&self) -> Vec<DeviceId> {
+        self.devices.lock().iter().cloned().collect()
+    }
+}
+
+/// Device state and client subscriptions.
+pub struct Hub {
+    views: DashMap<DeviceId, DeviceState>,
+    clients: DashMap<u64, Arc<Client>>,
+    all_subscribers: RwLock<Vec<Arc<Client>>>,
+    device_subscribers: DashMap<DeviceId, Vec<Arc<Client>>>,
+    next_client_id: AtomicU64,
+    max_queued_events: usize,
+}
+
+impl Hub {
+    /// Creates a hub whose clients each queue at most `max_queued_events` alarm and status events.
+    pub fn new(max_queued_events: usize) -> Self {
+        Self {
+            views: DashMap::new(),
+            clients: DashMap::new(),
+            all_subscribers: RwLock::new(Vec::new()),
+            device_subscribers: DashMap::new(),
+            next_client_id: AtomicU64::new(1),
+            max_queued_events,
+        }
+    }
+
+    // === device events ===
+
+    /// Records a shadow change and queues it for every subscriber of the device.
+    pub fn publish_change(&self, change: &ShadowChange) {
+        let update = DeviceUpdate {
+            device: change.device.clone(),
+            device_type: Arc::clone(&change.device_type),
+            version: change.version,
+            changes: change.changes.clone(),
+            last_frame_ts: change.last_frame_ts,
+            last_seen: change.last_seen,
+            online: change.online,
+        };
+        self.apply_to_view(&update);
+        self.for_each_subscriber(&update.device, |client| client.queue.push_update(&update));
+    }
+
+    /// Records an alarm transition and queues it for every subscriber of the device.
+    pub fn publish_alarm(&self, event: &AlarmEvent) {
+        let alarm = &event.alarm;
+        if let Some(mut view) = self.views.get_mut(&alarm.device) {
+            view.alarms.retain(|open| open.rule != alarm.rule);
+            if event.transition == Transition::Raised {
+                view.alarms.push(alarm.clone());
+            }
+        }
+        let text: Arc<str> = ServerMessage::Alarm {
+            transition: event.transition,
+            alarm,
+        }
+        .to_json()
+        .into();
+        self.for_each_subscriber(&alarm.device, |client| {
+            client
+                .queue
+                .push_event(QueuedEvent::Text(Arc::clone(&text)))
+        });
+    }
+
+    /// Records a presence change and queues it for every subscriber of the device.
+    pub fn publish_presence(&self, change: &PresenceChange) {
+        if let Some(mut view) = self.views.get_mut(&change.device) {
+            view.online = change.online;
+        }
+        let message = ServerMessage::Status {
+            device: &change.device,
+            online: change.online,
+            last_seen: change.last_seen,
+        };
+        let text: Arc<str> = message.to_json().into();
+        self.for_each_subscriber(&change.device, |client| {
+            client
+                .queue
+                .push_event(QueuedEvent::Text(Arc::clone(&text)))
+        });
+    }
+
+    fn apply_to_view(&self, update: &DeviceUpdate) {
+        let mut view = self
+            .views
+            .entry(update.device.clone())
+            .or_insert_with(|| DeviceState {
+                device: update.device.clone(),
+                device_type: Arc::clone(&update.device_type),
+                version: 0,
+                reported: Vec::new(),
+                last_frame_ts: None,
+                last_seen: None,
+                online: true,
+                alarms: Vec::new(),
+            });
+        for (key, value) in &update.changes {
+            match view.reported.iter_mut().find(|(name, _)| name == key) {
+                Some((_, stored)) => *stored = value.clone(),
+                None => view.reported.push((Arc::clone(key), value.clone())),
+            }
+        }
+        view.version = view.version.max(update.version);
+        view.last_frame_ts = view.last_frame_ts.max(update.last_frame_ts);
+        view.last_seen = Some(update.last_seen);
+        view.online = update.online;
+    }
+
+    fn for_each_subscriber(&self, device: &DeviceId, mut action: impl FnMut(&Client)) {
+        for client in self.all_subscribers.read().iter() {
+            action(client);
+        }
+        if let Some(clients) = self.device_subscribers.get(device) {
+            for client in clients.iter().filter(|client| !client.subscribes_all()) {
+                action(client);
+            }
+        }
+    }
+
+    // === clients ===
+
+    /// Registers a new client with an empty subscription.
+    pub fn connect(&self) -> Arc<Client> {
+        let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
+        let client = Arc::new(Client {
+            id,
+            queue: ClientQueue::new(self.max_queued_events),
+            subscribes_all: AtomicBool::new(false),
+            devices: Mutex::new(HashSet::new()),
+        });
+        self.clients.insert(id, Arc::clone(&client));
+        GatewayClientsCounted(self.clients.len()).emit();
+        client
+    }
+
+    /// Removes a client from every subscription and closes its queue.
+    pub fn disconnect(&self, client: &Arc<Client>) {
+        self.unsubscribe(client, true, Vec::new());
+        let devices = client.devices();
+        self.remove_device_subscriptions(client, &devices);
+        client.devices.lock().clear();
+        client.queue.close();
+        self.clients.remove(&client.id);
+        GatewayClientsCounted(self.clients.len()).emit();
+    }
+
+    /// Adds all devices, or the given ones, to the client's subscription and queues a snapshot
+    /// of what it added.
+    pub fn subscribe(&self, client: &Arc<Client>, all: bool, devices: Vec<DeviceId>) {
+        if all && !client.subscribes_all.swap(true, Ordering::AcqRel) {
+            self.all_subscribers.write().push(Arc::clone(client));
+        }
+        let added: Vec<DeviceId> = {
+            let mut subscribed = client.devices.lock();
+            devices
+                .into_iter()
+                .filter(|device| subscribed.insert(device.clone()))
+                .collect()
+        };
+        for device in &added {
+            self.device_subscribers
+                .entry(device.clone())
+                .or_default()
+                .push(Arc::clone(client));
+        }
+        if all {
+            client.queue.push_event(QueuedEvent::Snapshot(None));
+        } else if !added.is_empty() {
+            client.queue.discard_updates(&added);
+            client.queue.push_event(QueuedEvent::Snapshot(Some(added)));
+        }
+    }
+
+    /// Removes the subscription to all devices, or to the given ones.
+    pub fn unsubscribe(&self, client: &Arc<Client>, all: bool, devices: Vec<DeviceId>) {
+        if all && client.subscribes_all.swap(false, Ordering::AcqRel) {
+            self.all_subscribers
+                .write()
+                .retain(|other| other.id != client.id);
+        }
+        let removed: Vec<DeviceId> = {
+            let mut subscribed = client.devices.lock();
+            devices
+                .into_iter()
+                .filter(|device| subscribed.remove(device))
+                .collect()
+        };
+        self.remove_device_subscriptions(client, &removed);
+    }
+
+    fn remove_device_subscriptions(&self, client: &Client, devices: &[DeviceId]) {
+        for device in devices {
+            if let Some(mut clients) = self.device_subscribers.get_mut(device) {
+                clients.retain(|other| other.id != client.id);
+            }
+            self.device_subscribers
+                .remove_if(device, |_, clients| clients.is_empty());
+        }
+    }
+
+    // === reads ===
+
+    /// Returns the state of the given devices, or of all devices, sorted by device id.
+    /// Devices that have not reported yet are left out.
+    pub fn device_states(&self, devices: Option<&[DeviceId]>) -> Vec<DeviceState> {
+        let mut states: Vec<DeviceState> = match devices {
+            Some(devices) => devices
+                .iter()
+                .filter_map(|device| self.views.get(device).map(|view| view.clone()))
+                .collect(),
+            None => self.views.iter().map(|view| view.clone()).collect(),
+        };
+        states.sort_by(|left, right| left.device.cmp(&right.device));
+        states
+    }
+
+    /// Returns the state of one device.
+    pub fn device_state(&self, device: &DeviceId) -> Option<DeviceState> {
+        self.views.get(device).map(|view| view.clone())
+    }
+
+    /// Returns the number of devices that have reported.
+    pub fn device_count(&self) -> usize {
+        self.views.len()
+    }
+
+    /// Returns the number of connected clients.
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
+    }
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_QUEUED_EVENTS)
+    }
+}

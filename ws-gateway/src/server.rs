@@ -1,0 +1,218 @@
+//! The `/ws` endpoint: one task pair per dashboard connection, a reader that applies the
+//! client's requests and a writer that drains the client's queue.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use axum::routing::get;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tracing::{Instrument, debug, info_span};
+use valmetal_actors::DeviceId;
+
+use crate::client_queue::{Outgoing, QueuedEvent};
+use crate::hub::{Client, Hub};
+use crate::protocol::{
+    ClientMessage, DeviceState, ErrorCode, PROTOCOL_VERSION, Selection, ServerMessage,
+};
+use crate::telemetry::{GatewayClientMessageRejected, GatewayMessageSent};
+
+/// Largest message a client may send, in bytes.
+pub const MAX_CLIENT_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Items the writer takes from a client's queue per wake-up.
+const WRITE_BATCH: usize = 256;
+
+/// Returns the router serving `/ws`.
+pub fn router(hub: Arc<Hub>) -> Router {
+    Router::new().route("/ws", get(upgrade)).with_state(hub)
+}
+
+async fn upgrade(socket: WebSocketUpgrade, State(hub): State<Arc<Hub>>) -> Response {
+    socket
+        .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
+        .on_upgrade(move |socket| serve_client(hub, socket))
+}
+
+async fn serve_client(hub: Arc<Hub>, socket: WebSocket) {
+    let client = hub.connect();
+    let span = info_span!("ws_client", client.id = client.id);
+    async move {
+        debug!("Dashboard client connected");
+        let (sink, stream) = socket.split();
+        let hello = ServerMessage::Hello {
+            server: "valmetal",
+            version: env!("CARGO_PKG_VERSION"),
+            protocol: PROTOCOL_VERSION,
+        };
+        client
+            .queue
+            .push_event(QueuedEvent::Text(hello.to_json().into()));
+        let writer =
+            tokio::spawn(write_loop(Arc::clone(&hub), Arc::clone(&client), sink).in_current_span());
+        read_loop(&hub, &client, stream).await;
+        hub.disconnect(&client);
+        let _ = writer.await;
+        debug!("Dashboard client disconnected");
+    }
+    .instrument(span)
+    .await;
+}
+
+// === reading ===
+
+async fn read_loop(hub: &Hub, client: &Arc<Client>, mut stream: SplitStream<WebSocket>) {
+    while let Some(received) = stream.next().await {
+        let text = match received {
+            Ok(Message::Text(text)) => text,
+            Ok(Message::Close(_)) => break,
+            Ok(Message::Binary(_)) => {
+                reject(
+                    client,
+                    ErrorCode::InvalidMessage,
+                    "binary messages are not accepted; send JSON text",
+                );
+                continue;
+            }
+            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+            Err(error) => {
+                debug!(%error, "Dashboard client read failed");
+                break;
+            }
+        };
+        handle_message(hub, client, text.as_str());
+    }
+}
+
+fn handle_message(hub: &Hub, client: &Arc<Client>, text: &str) {
+    let message = match serde_json::from_str::<ClientMessage>(text) {
+        Ok(message) => message,
+        Err(error) => {
+            let reason = format!(
+                "invalid message: {error}; expected subscribe, unsubscribe or ping as in the protocol"
+            );
+            reject(client, ErrorCode::InvalidMessage, &reason);
+            return;
+        }
+    };
+    match message {
+        ClientMessage::Subscribe(selection) => {
+            let devices = valid_devices(client, &selection);
+            hub.subscribe(client, selection.all, devices);
+        }
+        ClientMessage::Unsubscribe(selection) => {
+            let devices = valid_devices(client, &selection);
+            hub.unsubscribe(client, selection.all, devices);
+        }
+        ClientMessage::Ping { id } => {
+            let pong = ServerMessage::Pong { id: id.as_ref() }.to_json();
+            client.queue.push_event(QueuedEvent::Text(pong.into()));
+        }
+    }
+}
+
+/// Returns the valid device ids of `selection`, answering each invalid one with an error.
+fn valid_devices(client: &Client, selection: &Selection) -> Vec<DeviceId> {
+    let mut devices = Vec::with_capacity(selection.devices.len());
+    for id in &selection.devices {
+        match DeviceId::parse(id) {
+            Ok(device) => devices.push(device),
+            Err(error) => reject(client, ErrorCode::InvalidDeviceId, &error.to_string()),
+        }
+    }
+    devices
+}
+
+fn reject(client: &Client, code: ErrorCode, message: &str) {
+    let label = match code {
+        ErrorCode::InvalidMessage => "invalid_message",
+        ErrorCode::InvalidDeviceId => "invalid_device_id",
+    };
+    GatewayClientMessageRejected(label).emit();
+    debug!(code = label, message, "Dashboard message rejected");
+    let text = ServerMessage::Error { code, message }.to_json();
+    client.queue.push_event(QueuedEvent::Text(text.into()));
+}
+
+// === writing ===
+
+/// Newest version sent to the client per device, so an update that a snapshot already
+/// covered is not sent after it.
+type SentVersions = HashMap<DeviceId, u64>;
+
+async fn write_loop(hub: Arc<Hub>, client: Arc<Client>, mut sink: SplitSink<WebSocket, Message>) {
+    let mut sent = SentVersions::new();
+    loop {
+        let items = client.queue.take(WRITE_BATCH).await;
+        if items.is_empty() {
+            break;
+        }
+        for item in items {
+            let Some((kind, text)) = render(&hub, &client, item, &mut sent) else {
+                continue;
+            };
+            if let Err(error) = sink.feed(Message::Text(text.into())).await {
+                debug!(%error, "Dashboard client write failed");
+                client.queue.close();
+                return;
+            }
+            GatewayMessageSent(kind).emit();
+        }
+        if let Err(error) = sink.flush().await {
+            debug!(%error, "Dashboard client flush failed");
+            client.queue.close();
+            return;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+fn render(
+    hub: &Hub,
+    client: &Client,
+    item: Outgoing,
+    sent: &mut SentVersions,
+) -> Option<(&'static str, String)> {
+    match item {
+        Outgoing::Update(update) => {
+            let previous = sent.get(&update.device).copied().unwrap_or(0);
+            if update.version <= previous {
+                return None;
+            }
+            sent.insert(update.device.clone(), update.version);
+            Some(("update", ServerMessage::Update(&update).to_json()))
+        }
+        Outgoing::Event(QueuedEvent::Text(text)) => Some(("event", text.to_string())),
+        Outgoing::Event(QueuedEvent::Snapshot(Some(devices))) => Some((
+            "snapshot",
+            snapshot(&hub.device_states(Some(&devices)), sent),
+        )),
+        Outgoing::Event(QueuedEvent::Snapshot(None)) | Outgoing::Resync => {
+            let states = if client.subscribes_all() {
+                hub.device_states(None)
+            } else {
+                hub.device_states(Some(&client.devices()))
+            };
+            Some(("snapshot", snapshot(&states, sent)))
+        }
+    }
+}
+
+fn snapshot(states: &[DeviceState], sent: &mut SentVersions) -> String {
+    for state in states {
+        sent.insert(state.device.clone(), state.version);
+    }
+    let alarms = states
+        .iter()
+        .flat_map(|state| state.alarms.iter())
+        .collect();
+    ServerMessage::Snapshot {
+        devices: states,
+        alarms,
+    }
+    .to_json()
+}
