@@ -330,7 +330,7 @@ fn format_for_message(value: &Value) -> String {
     }
 }
 
-/// What made a rule fire, for the alarm and its message.
+/// Cause of a rule firing, recorded in the alarm and its message.
 struct Trigger<'a> {
     key: Option<&'a Arc<str>>,
     value: Option<&'a Value>,

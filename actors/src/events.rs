@@ -1,7 +1,7 @@
-//! What device actors publish, and the trait through which the engine receives it.
+//! Events device actors publish, and the trait through which the engine receives them.
 //!
-//! Actors call these methods on their own arbiter thread, so an implementation must return
-//! quickly and never block: hand the event to a bounded queue and return.
+//! Actors call these methods on their own arbiter thread, so an implementation should return
+//! quickly and not block, for example by handing the event to a bounded queue.
 
 use std::sync::Arc;
 
@@ -27,7 +27,7 @@ pub struct ShadowChange {
 }
 
 /// A change of presence that no frame carried: the offline timer fired, or the device's
-/// status topic said it went away or came back.
+/// status topic reported it went away or came back.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PresenceChange {
     pub device: DeviceId,

@@ -1,7 +1,7 @@
 //! Device actors: one actix actor per physical device, owning that device's shadow and alarm
 //! state, with the registry that creates them and the rule model they evaluate.
 //!
-//! This crate knows nothing of MQTT, HTTP or storage: frames come in as messages, and
+//! This crate has no MQTT, HTTP or storage code: frames come in as messages, and
 //! everything an actor publishes goes out through the [`DeviceEvents`] trait.
 
 pub mod actor;

@@ -20,7 +20,7 @@ use crate::telemetry::{RegistryActorsCounted, RegistryMailboxFull};
 /// Messages a device actor may queue before a sender has to wait.
 pub const DEFAULT_MAILBOX_CAPACITY: usize = 256;
 
-/// What every new actor is built from.
+/// Inputs from which every new actor is built.
 pub struct ActorSetup {
     pub rules: RuleBook,
     pub device_types: DeviceTypes,
@@ -79,7 +79,7 @@ impl DeviceRegistry {
     ///
     /// # Errors
     ///
-    /// Returns [`MailboxError`] if the actor stopped before answering.
+    /// Returns [`MailboxError`] if the actor stopped before replying.
     pub async fn snapshot(
         &self,
         device: &DeviceId,

@@ -18,7 +18,7 @@ pub struct ReportedValue {
     pub ts: i64,
 }
 
-/// What applying one frame did to the shadow.
+/// Result of applying one frame to the shadow.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FrameOutcome {
     /// At least one key took a new value or a newer timestamp, and the version grew by one.
@@ -146,8 +146,8 @@ impl Shadow {
 
 /// The sequence numbers seen among the 64 below the highest, as a bitmap.
 ///
-/// A seq more than 64 below the highest cannot be told apart from new data; it is treated as
-/// new, and the per-key timestamps keep it from overwriting newer values.
+/// A seq more than 64 below the highest cannot be distinguished from new data. It is treated
+/// as new, and the per-key timestamps keep it from overwriting newer values.
 #[derive(Debug, Clone, Copy)]
 struct SeqWindow {
     highest: u64,

@@ -9,7 +9,7 @@ const ALARM_TRANSITIONS_TOTAL: &str = "telemetry_alarm_transitions_total";
 const ACTORS: &str = "telemetry_registry_actors";
 const MAILBOX_FULL_TOTAL: &str = "telemetry_registry_mailbox_full_total";
 
-/// How the shadow took one frame.
+/// Outcome of one frame at the shadow, as a metric label.
 #[derive(Debug, Clone, Copy)]
 pub enum FrameOutcomeLabel {
     Applied,

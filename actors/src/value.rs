@@ -1,4 +1,4 @@
-//! Telemetry values and frames as the engine holds them after decoding.
+//! Telemetry values and frames as the engine stores them after decoding.
 
 use std::sync::Arc;
 

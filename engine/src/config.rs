@@ -52,7 +52,7 @@ pub struct MqttConfig {
     pub clean_session: bool,
     /// Largest accepted payload in bytes; larger messages are rejected. Default 262144.
     pub max_payload_bytes: usize,
-    /// Longest wait between reconnection attempts, e.g. `30s`. Default 30 s.
+    /// Maximum wait between reconnection attempts, e.g. `30s`. Default 30 s.
     #[serde(with = "humantime_serde")]
     pub max_reconnect_delay: Duration,
 }
@@ -65,7 +65,7 @@ pub struct HttpConfig {
     pub addr: SocketAddr,
 }
 
-/// Where the engine keeps its own records.
+/// Storage of the engine's own records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
@@ -73,7 +73,7 @@ pub struct StorageConfig {
     pub data_dir: PathBuf,
 }
 
-/// Where alarm rules come from.
+/// Source of the alarm rules.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RulesConfig {
@@ -130,6 +130,42 @@ impl Default for MqttConfig {
     }
 }
 
+impl MqttConfig {
+    /// Returns one line per out-of-bounds value.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.host.trim().is_empty() {
+            problems.push("`mqtt.host` is empty; set the broker's host name or address".to_owned());
+        }
+        if self.qos > 1 {
+            problems.push(format!("`mqtt.qos` is {}; use 0 or 1", self.qos));
+        }
+        if self.client_id.is_empty() || self.client_id.len() > 128 {
+            problems.push("`mqtt.client_id` must be 1 to 128 characters".to_owned());
+        }
+        if let Err(reason) = crate::ingest::topic::validate_prefix(&self.topic_prefix) {
+            problems.push(format!("`mqtt.topic_prefix` {reason}"));
+        }
+        if self.keep_alive < Duration::from_secs(5) {
+            problems.push(format!(
+                "`mqtt.keep_alive` is {:?}; use at least 5s",
+                self.keep_alive
+            ));
+        }
+        let limit = crate::ingest::payload::MAX_PAYLOAD_BYTES_LIMIT;
+        if !(1024..=limit).contains(&self.max_payload_bytes) {
+            problems.push(format!(
+                "`mqtt.max_payload_bytes` is {}; use 1024 to {limit}",
+                self.max_payload_bytes
+            ));
+        }
+        if self.max_reconnect_delay < Duration::from_secs(1) {
+            problems.push("`mqtt.max_reconnect_delay` must be at least 1s".to_owned());
+        }
+        problems
+    }
+}
+
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
@@ -174,7 +210,7 @@ fn default_device_types() -> Vec<DeviceTypePattern> {
     ]
 }
 
-/// Why the configuration was rejected.
+/// Error loading the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration file {path} not found; pass an existing file to --config")]
@@ -216,38 +252,7 @@ impl Config {
     ///
     /// Returns [`ConfigError::Invalid`] with one line per problem.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let mut problems = Vec::new();
-        let mqtt = &self.mqtt;
-        if mqtt.host.trim().is_empty() {
-            problems.push("`mqtt.host` is empty; set the broker's host name or address".to_owned());
-        }
-        if mqtt.qos > 1 {
-            problems.push(format!("`mqtt.qos` is {}; use 0 or 1", mqtt.qos));
-        }
-        if mqtt.client_id.is_empty() || mqtt.client_id.len() > 128 {
-            problems.push("`mqtt.client_id` must be 1 to 128 characters".to_owned());
-        }
-        if let Err(reason) = crate::ingest::topic::validate_prefix(&mqtt.topic_prefix) {
-            problems.push(format!("`mqtt.topic_prefix` {reason}"));
-        }
-        if mqtt.keep_alive < Duration::from_secs(5) {
-            problems.push(format!(
-                "`mqtt.keep_alive` is {:?}; use at least 5s",
-                mqtt.keep_alive
-            ));
-        }
-        if !(1024..=crate::ingest::payload::MAX_PAYLOAD_BYTES_LIMIT)
-            .contains(&mqtt.max_payload_bytes)
-        {
-            problems.push(format!(
-                "`mqtt.max_payload_bytes` is {}; use 1024 to {}",
-                mqtt.max_payload_bytes,
-                crate::ingest::payload::MAX_PAYLOAD_BYTES_LIMIT
-            ));
-        }
-        if mqtt.max_reconnect_delay < Duration::from_secs(1) {
-            problems.push("`mqtt.max_reconnect_delay` must be at least 1s".to_owned());
-        }
+        let mut problems = self.mqtt.problems();
         if self.actors.mailbox_capacity == 0 {
             problems.push("`actors.mailbox_capacity` must be at least 1".to_owned());
         }

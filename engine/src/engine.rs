@@ -121,7 +121,7 @@ impl RunningEngine {
         self.http_addr
     }
 
-    /// Returns the WebSocket hub, which holds every device's current state.
+    /// Returns the WebSocket hub, which keeps every device's current state.
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
     }

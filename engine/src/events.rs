@@ -34,7 +34,7 @@ impl DeviceEvents for EngineEvents {
     fn alarm_transition(&self, event: &AlarmEvent) {
         self.hub.publish_alarm(event);
         // NOTE: a full queue drops the history row (counted and logged); the live alarm state
-        // and the dashboard are unaffected. The queue holds 16,384 events.
+        // and the dashboard are unaffected. The queue has room for 16,384 events.
         if let Err(dropped) = self.alarm_history.try_send(event.clone()) {
             StoreAlarmEventsDropped(1).emit();
             let event = dropped.into_inner();

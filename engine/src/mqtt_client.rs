@@ -7,7 +7,7 @@ pub const REQUEST_CHANNEL_CAPACITY: usize = 4096;
 
 /// Creates a client and its event loop with Nagle's algorithm off.
 ///
-/// Nagle's algorithm holds small packets back while an earlier one is unacknowledged, which
+/// Nagle's algorithm delays small packets while an earlier one is unacknowledged, which
 /// adds tens of milliseconds to small frames on loopback, so it is always disabled.
 pub fn connect(options: MqttOptions) -> (AsyncClient, EventLoop) {
     let (client, mut event_loop) = AsyncClient::new(options, REQUEST_CHANNEL_CAPACITY);

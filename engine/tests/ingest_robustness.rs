@@ -109,7 +109,7 @@ async fn bad_messages_never_block_good_frames() {
             weights.push(weight);
         }
     }
-    // A dashboard may receive these coalesced, so it sees a subsequence of the versions and
+    // A dashboard may receive these coalesced, so it gets a subsequence of the versions and
     // values, always ending at the newest.
     assert!(
         versions.windows(2).all(|pair| pair[0] < pair[1]),

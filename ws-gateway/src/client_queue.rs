@@ -2,8 +2,8 @@
 //!
 //! Updates of one device wait in a single slot that newer updates merge into, so a client
 //! that reads slowly receives the newest value of each key instead of a growing backlog.
-//! Alarm and status events are never merged; if more than `max_events` pile up, the queue
-//! drops them and asks for a fresh snapshot, which carries the alarms still active.
+//! Alarm and status events are never merged. If more than `max_events` pile up, the queue
+//! drops them and requests a fresh snapshot, which carries the alarms still active.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -54,7 +54,7 @@ pub struct ClientQueue {
 }
 
 impl ClientQueue {
-    /// Creates a queue that holds at most `max_events` alarm and status events.
+    /// Creates a queue that keeps at most `max_events` alarm and status events.
     pub fn new(max_events: usize) -> Self {
         Self {
             state: Mutex::new(State::default()),

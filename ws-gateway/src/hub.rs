@@ -1,7 +1,7 @@
 //! The hub: the gateway's read model of every device, and the fan-out of device events to the
 //! queues of subscribed clients.
 //!
-//! The hub is the one place that sees all devices at once. Cross-device views (the fleet
+//! The hub is the one place with all devices at once. Cross-device views (the fleet
 //! list, snapshots) read from it, never from the actors, so the actors can later be spread
 //! over several engines that feed one hub.
 

@@ -22,7 +22,7 @@ pub enum ClientMessage {
     },
 }
 
-/// Which devices a `subscribe` or `unsubscribe` names.
+/// Devices named by a `subscribe` or `unsubscribe`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Selection {

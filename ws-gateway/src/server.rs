@@ -115,7 +115,7 @@ fn handle_message(hub: &Hub, client: &Arc<Client>, text: &str) {
     }
 }
 
-/// Returns the valid device ids of `selection`, answering each invalid one with an error.
+/// Returns the valid device ids of `selection`, replying to each invalid one with an error.
 fn valid_devices(client: &Client, selection: &Selection) -> Vec<DeviceId> {
     let mut devices = Vec::with_capacity(selection.devices.len());
     for id in &selection.devices {

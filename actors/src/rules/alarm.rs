@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::device_id::DeviceId;
 use crate::value::Value;
 
-/// How urgent an alarm is, from most to least.
+/// Urgency of an alarm, from most to least.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Which side of the limit raises a threshold alarm.
+/// Side of the limit on which a threshold alarm is raised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     Above,
@@ -23,7 +23,7 @@ pub struct Threshold {
     pub clear_at: f64,
 }
 
-/// What a condition concludes from one new value.
+/// Conclusion a condition draws from one new value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Raise,

@@ -30,7 +30,7 @@ use super::template;
 use super::{Rule, RuleSet};
 use crate::rules::alarm::Severity;
 
-/// Why a rule file was rejected. Every problem found is listed, not only the first.
+/// Error loading a rule file. Every problem found is listed, not only the first.
 #[derive(Debug, thiserror::Error)]
 pub enum RuleFileError {
     #[error("cannot read rule file {path}: {source}")]

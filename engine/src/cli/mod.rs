@@ -90,7 +90,7 @@ pub struct ReplayArgs {
     /// Topic prefix; frames go to `{prefix}/{device_id}/telemetry`.
     #[arg(long, default_value = "valmetal/equipment")]
     pub topic_prefix: String,
-    /// Which bundled data set to publish.
+    /// Bundled data set to publish.
     #[arg(long, value_enum, default_value = "all")]
     pub dataset: Dataset,
     /// Replay speed of the feed-bin data; 0 publishes as fast as the broker accepts.

@@ -19,7 +19,7 @@ use valmetal_ws_gateway::Hub;
 
 use crate::store::AlarmHistory;
 
-/// What the handlers read.
+/// Shared state of the handlers.
 pub struct HttpState {
     pub hub: Arc<Hub>,
     pub history: AlarmHistory,

@@ -17,9 +17,9 @@ pub const MAX_PAYLOAD_BYTES_LIMIT: usize = 16 * 1024 * 1024;
 pub const MAX_FRAMES_PER_MESSAGE: usize = 1000;
 /// Keys one frame may carry.
 pub const MAX_KEYS_PER_FRAME: usize = 256;
-/// Longest key, in bytes.
+/// Maximum key length, in bytes.
 pub const MAX_KEY_BYTES: usize = 128;
-/// Longest string value, in bytes.
+/// Maximum string value length, in bytes.
 pub const MAX_TEXT_BYTES: usize = 1024;
 /// Earliest accepted device time: 2000-01-01T00:00:00Z. Earlier values are almost always
 /// seconds sent where milliseconds belong.
@@ -28,7 +28,7 @@ pub const MIN_TS_MS: i64 = 946_684_800_000;
 /// frame from further ahead would make every later frame of that device look late.
 pub const MAX_FUTURE_SKEW_MS: i64 = 24 * 60 * 60 * 1000;
 
-/// Why a payload was rejected.
+/// Error decoding a payload.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PayloadError {
     #[error("payload is {size} bytes; the limit is {limit} (`mqtt.max_payload_bytes`)")]

@@ -1,6 +1,6 @@
 //! Presence payloads on `{prefix}/{device_id}/status`, typically the device's MQTT last will.
 
-/// Why a status payload was rejected.
+/// Error parsing a status payload.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "status payload {0:?} is not understood; send `online` or `offline`, or {{\"online\": true|false}}"

@@ -3,14 +3,14 @@
 
 use valmetal_actors::{DeviceId, DeviceIdError};
 
-/// What a topic under the prefix carries.
+/// Kind of message a topic under the prefix carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TopicKind {
     Telemetry,
     Status,
 }
 
-/// Why a topic was not accepted.
+/// Error parsing a topic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TopicError {
     #[error("topic `{0}` is not under the configured prefix")]

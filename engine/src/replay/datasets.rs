@@ -39,7 +39,7 @@ impl ReplayFrame {
     }
 }
 
-/// Why a data set could not be read.
+/// Error reading a data set.
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     #[error("{dataset}, line {line}: {source}")]

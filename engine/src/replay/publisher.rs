@@ -17,7 +17,7 @@ use super::datasets::ReplayFrame;
 use crate::ingest::topic;
 use crate::mqtt_client;
 
-/// Where and how to publish.
+/// Broker, topic and QoS of a replay.
 #[derive(Debug, Clone)]
 pub struct ReplayOptions {
     pub host: String,
@@ -36,7 +36,7 @@ pub struct ReplayStream {
     pub speed: f64,
 }
 
-/// What a finished replay published.
+/// Counts of a finished replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplaySummary {
     pub published: u64,
@@ -44,7 +44,7 @@ pub struct ReplaySummary {
     pub acknowledged: u64,
 }
 
-/// Why a replay failed.
+/// Error of a replay.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error(

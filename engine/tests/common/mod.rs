@@ -138,13 +138,13 @@ pub async fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) 
     }
 }
 
-/// A minimal HTTP/1.1 GET, enough for the engine's JSON endpoints.
+/// Sends a minimal HTTP/1.1 GET, enough for the engine's JSON endpoints, and parses the body.
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, Value) {
     let (status, body) = http_get_text(addr, path).await;
     (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
-/// A minimal HTTP/1.1 GET returning the status and the body as text.
+/// Sends a minimal HTTP/1.1 GET and returns the status and the body as text.
 pub async fn http_get_text(addr: SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = TcpStream::connect(addr).await.unwrap();
