@@ -8,8 +8,9 @@ use actix::dev::SendError;
 use actix::dev::ToEnvelope;
 use actix::{Actor, Addr, ArbiterHandle, Handler, MailboxError, Message};
 use dashmap::DashMap;
+use parking_lot::RwLock;
 
-use crate::actor::{DeviceActor, SnapshotQuery};
+use crate::actor::{DeviceActor, RulesReplaced, SnapshotQuery};
 use crate::device_id::DeviceId;
 use crate::device_types::DeviceTypes;
 use crate::events::{DeviceEvents, DeviceSnapshot};
@@ -33,6 +34,8 @@ pub struct DeviceRegistry {
     actors: DashMap<DeviceId, Addr<DeviceActor>>,
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: AtomicUsize,
+    /// The rule book new actors start with; replaced as a whole on reload.
+    rules: RwLock<Arc<RuleBook>>,
     setup: ActorSetup,
 }
 
@@ -43,6 +46,7 @@ impl DeviceRegistry {
             actors: DashMap::new(),
             arbiters: runtime.arbiters().to_vec(),
             next_arbiter: AtomicUsize::new(0),
+            rules: RwLock::new(Arc::new(setup.rules.clone())),
             setup,
         }
     }
@@ -90,6 +94,16 @@ impl DeviceRegistry {
         address.send(SnapshotQuery).await.map(Some)
     }
 
+    /// Swaps in a new rule book: actors created from now on use it, and every existing actor
+    /// receives it and keeps the state of its rules that did not change.
+    pub fn replace_rules(&self, book: RuleBook) {
+        let book = Arc::new(book);
+        *self.rules.write() = Arc::clone(&book);
+        for entry in &self.actors {
+            entry.value().do_send(RulesReplaced(Arc::clone(&book)));
+        }
+    }
+
     /// Returns the ids of every device with an actor.
     pub fn device_ids(&self) -> Vec<DeviceId> {
         self.actors
@@ -124,7 +138,7 @@ impl DeviceRegistry {
     fn start_actor(&self, device: &DeviceId) -> Addr<DeviceActor> {
         let index = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
         let device_type = self.setup.device_types.type_of(device.as_str());
-        let rules = self.setup.rules.rules_for(&device_type);
+        let rules = self.rules.read().rules_for(&device_type);
         let events = Arc::clone(&self.setup.events);
         let capacity = self.setup.mailbox_capacity;
         let device = device.clone();

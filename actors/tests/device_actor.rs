@@ -22,15 +22,11 @@ device_type = "feed_bin"
 
 [[rule]]
 id = "bin_low"
-kind = "threshold"
-key = "end_weight_kg"
-below = 2.0
-clear_above = 5.0
+when = { key = "end_weight_kg", below = 2.0, clear_above = 5.0 }
 
 [[rule]]
 id = "offline"
-kind = "offline"
-after = "10s"
+when = { no_data = "10s" }
 "#;
 
 #[derive(Default)]

@@ -43,6 +43,6 @@ mod tests {
     fn bundled_rules_are_valid() {
         let book = bundled().unwrap();
         assert_eq!(book.rules_for("feed_bin").rules.len(), 2);
-        assert_eq!(book.rules_for("machine").rules.len(), 3);
+        assert_eq!(book.rules_for("machine").rules.len(), 4);
     }
 }

@@ -74,11 +74,24 @@ pub struct StorageConfig {
 }
 
 /// Source of the alarm rules.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RulesConfig {
     /// Directory of rule files (`*.toml`, one per device type). Unset: the bundled rules.
     pub dir: Option<PathBuf>,
+    /// How often `dir` is checked for changed files, which are then reloaded without a
+    /// restart. Default 2 s, at least 100 ms.
+    #[serde(with = "humantime_serde")]
+    pub reload_interval: Duration,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            reload_interval: Duration::from_secs(2),
+        }
+    }
 }
 
 /// Device actor runtime.
@@ -255,6 +268,9 @@ impl Config {
         let mut problems = self.mqtt.problems();
         if self.actors.mailbox_capacity == 0 {
             problems.push("`actors.mailbox_capacity` must be at least 1".to_owned());
+        }
+        if self.rules.reload_interval < Duration::from_millis(100) {
+            problems.push("`rules.reload_interval` must be at least 100ms".to_owned());
         }
         if self.gateway.max_queued_events == 0 {
             problems.push("`gateway.max_queued_events` must be at least 1".to_owned());

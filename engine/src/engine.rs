@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::events::{ALARM_QUEUE_CAPACITY, EngineEvents};
 use crate::http::{self, HttpError, HttpState};
 use crate::ingest::{IngestHandle, MqttIngest};
+use crate::rules_reload;
 use crate::store::{AlarmHistory, StoreError, alarm_history};
 
 /// How long shutdown waits for open HTTP and WebSocket connections before closing them.
@@ -42,6 +43,7 @@ pub struct RunningEngine {
     ingest: IngestHandle,
     http_stop: watch::Sender<bool>,
     http_task: JoinHandle<()>,
+    rules_reload: Option<JoinHandle<()>>,
     alarm_writer: JoinHandle<()>,
     runtime: ActorRuntime,
 }
@@ -101,6 +103,14 @@ impl RunningEngine {
             broker_connected: ingest.connected_flag(),
         });
         let (http_stop, http_stopped) = watch::channel(false);
+        let rules_reload = config.rules.dir.clone().map(|directory| {
+            rules_reload::spawn(
+                directory,
+                Arc::clone(&registry),
+                config.rules.reload_interval,
+                http_stopped.clone(),
+            )
+        });
         let http_task = tokio::spawn(serve_http(listener, http::router(state), http_stopped));
         info!(http.addr = %http_addr, workers, "Engine started");
         Ok(Self {
@@ -111,6 +121,7 @@ impl RunningEngine {
             ingest,
             http_stop,
             http_task,
+            rules_reload,
             alarm_writer,
             runtime,
         })
@@ -148,6 +159,9 @@ impl RunningEngine {
         self.ingest.stop().await;
         let _ = self.http_stop.send(true);
         let _ = self.http_task.await;
+        if let Some(reload) = self.rules_reload {
+            let _ = reload.await;
+        }
         let runtime = self.runtime;
         let _ = tokio::task::spawn_blocking(move || runtime.stop()).await;
         drop(self.registry);

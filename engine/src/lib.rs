@@ -2,6 +2,7 @@
 //! gateway and the alarm history, the HTTP port, the embedded broker and the replay of real
 //! barn data. The binary `valmetal` is a thin command-line front over this library.
 
+pub mod backtest;
 pub mod broker;
 pub mod bundled_rules;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod http;
 pub mod ingest;
 pub mod mqtt_client;
 pub mod replay;
+pub mod rules_reload;
 pub mod store;
 pub mod telemetry;
 

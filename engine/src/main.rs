@@ -23,6 +23,7 @@ fn main() -> std::process::ExitCode {
 
     let result = match cli.command {
         Command::Rules(RulesCommand::Check { paths }) => cli::rules::check(&paths),
+        Command::Rules(RulesCommand::Backtest(args)) => cli::rules::backtest(&args),
         command => run_async(command),
     };
     match result {

@@ -8,6 +8,7 @@ const BROKER_CONNECTED: &str = "telemetry_ingest_broker_connected";
 const ALARM_HISTORY_DROPPED_TOTAL: &str = "telemetry_store_alarm_events_dropped_total";
 const ALARM_HISTORY_WRITTEN_TOTAL: &str = "telemetry_store_alarm_events_written_total";
 const ALARM_HISTORY_FAILED_TOTAL: &str = "telemetry_store_alarm_write_failures_total";
+const RULE_RELOADS_TOTAL: &str = "telemetry_rules_reloads_total";
 
 /// An MQTT message was rejected; `reason` is a stable label such as `invalid_json`.
 pub struct IngestMessageRejected(pub &'static str);
@@ -60,5 +61,15 @@ pub struct StoreAlarmWriteFailed;
 impl StoreAlarmWriteFailed {
     pub fn emit(self) {
         counter!(ALARM_HISTORY_FAILED_TOTAL).increment(1);
+    }
+}
+
+/// The rules directory changed and was reloaded, or rejected as invalid.
+pub struct RulesReloaded(pub bool);
+
+impl RulesReloaded {
+    pub fn emit(self) {
+        let outcome = if self.0 { "applied" } else { "rejected" };
+        counter!(RULE_RELOADS_TOTAL, "outcome" => outcome).increment(1);
     }
 }

@@ -164,7 +164,7 @@ fn demo_replays_bundled_data_to_the_end() {
 fn rules_check_reports_file_and_problem() {
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("fan.toml");
-    std::fs::write(&path, "device_type = \"fan\"\n[[rule]]\nid = \"hot\"\nkind = \"threshold\"\nkey = \"t\"\nabove = 40\nclear_below = 45\n").unwrap();
+    std::fs::write(&path, "device_type = \"fan\"\n[[rule]]\nid = \"hot\"\nwhen = { key = \"t\", above = 40, clear_below = 45 }\n").unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_valmetal"))
         .args(["rules", "check"])
         .arg(&path)

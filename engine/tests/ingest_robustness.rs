@@ -224,15 +224,16 @@ async fn silent_bin_goes_offline_and_returns() {
         )
         .await
         .unwrap();
-    let cleared = next_offline_alarm(&mut dashboard).await;
-    assert_eq!(cleared["transition"], "cleared");
-    assert_eq!(cleared["alarm"]["id"], alarm["alarm"]["id"]);
-    assert_eq!(cleared["alarm"]["cleared_frame_ts"], silent[1].ts);
+    // The update carrying the frame comes first, already online, then the alarm it cleared.
     let mut update = dashboard.next_of("update", Duration::from_secs(5)).await;
     while update["device"] != "feedbin-006" {
         update = dashboard.next_of("update", Duration::from_secs(5)).await;
     }
     assert_eq!(update["online"], true);
+    let cleared = next_offline_alarm(&mut dashboard).await;
+    assert_eq!(cleared["transition"], "cleared");
+    assert_eq!(cleared["alarm"]["id"], alarm["alarm"]["id"]);
+    assert_eq!(cleared["alarm"]["cleared_frame_ts"], silent[1].ts);
     engine.engine.shutdown().await;
 }
 

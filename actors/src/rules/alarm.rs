@@ -61,6 +61,22 @@ pub struct Alarm {
     pub frame_ts: Option<i64>,
     /// Device time of the frame that cleared the alarm.
     pub cleared_frame_ts: Option<i64>,
+    /// Version of the rule file the alarm was raised under.
+    pub rule_version: Arc<str>,
+    /// Every key the rule reads, with its value and device time when the alarm was raised.
+    pub inputs: Vec<AlarmInput>,
+    /// True while the rule's condition flips faster than its flapping limit allows; the alarm
+    /// then stays active and individual flips are not reported.
+    pub flapping: bool,
+}
+
+/// One input value recorded when an alarm was raised.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlarmInput {
+    pub key: Arc<str>,
+    pub value: Value,
+    /// Device time of the value, in milliseconds since the Unix epoch.
+    pub ts: i64,
 }
 
 /// The change an [`AlarmEvent`] reports.
@@ -69,6 +85,12 @@ pub struct Alarm {
 pub enum Transition {
     Raised,
     Cleared,
+    /// The alarm has persisted long enough to move to a higher severity.
+    Escalated,
+    /// The condition began flipping faster than the flapping limit; the alarm stays active.
+    Flapping,
+    /// Flipping stopped while the condition still holds; the alarm stays active.
+    Settled,
 }
 
 impl Transition {
@@ -77,6 +99,9 @@ impl Transition {
         match self {
             Self::Raised => "raised",
             Self::Cleared => "cleared",
+            Self::Escalated => "escalated",
+            Self::Flapping => "flapping",
+            Self::Settled => "settled",
         }
     }
 }

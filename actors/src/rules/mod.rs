@@ -1,16 +1,20 @@
-//! Alarm rules: the rule model, rule files, and the per-device-type rule book.
+//! Alarm rules: the rule model, rule files, the evaluator, and the per-device-type rule book.
 
 pub mod alarm;
 pub mod condition;
+pub mod evaluator;
+pub mod leaf_state;
 pub mod rule_file;
 pub mod template;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
-pub use alarm::{Alarm, AlarmEvent, AlarmState, Severity, Transition};
-pub use condition::{Condition, Direction, Threshold, Verdict};
+pub use alarm::{Alarm, AlarmEvent, AlarmInput, AlarmState, Severity, Transition};
+pub use condition::{Condition, Direction, Leaf, Threshold, Verdict};
+pub use evaluator::RuleEvaluator;
 pub use rule_file::RuleFileError;
 
 /// One alarm rule.
@@ -22,12 +26,69 @@ pub struct Rule {
     /// Template for alarm messages; a default per condition is used when absent.
     pub message: Option<String>,
     pub condition: Condition,
+    /// Device time the condition must hold without interruption before the alarm is raised.
+    pub hold_for: Option<Duration>,
+    pub clear: ClearMode,
+    /// Severity steps while the alarm stays active, by time since the raise, ascending.
+    pub escalations: Vec<Escalation>,
+    /// More than `transitions` raises and clears within `window` make the alarm flapping.
+    pub flapping: Option<FlappingLimit>,
+}
+
+/// The way an active alarm clears.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClearMode {
+    /// When the condition no longer holds; each leaf's clear level gives the hysteresis.
+    Condition,
+    /// When this separate condition holds.
+    When(Condition),
+    /// When no frame has met the condition for this long on the engine's clock.
+    AfterSilence(Duration),
+}
+
+/// A severity an alarm moves to once it has been active for `after`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Escalation {
+    pub after: Duration,
+    pub severity: Severity,
+}
+
+/// The limit beyond which an alarm counts as flapping.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FlappingLimit {
+    pub transitions: u32,
+    pub window: Duration,
+}
+
+impl Rule {
+    /// Returns every key the rule reads, in first-use order.
+    pub fn keys(&self) -> Vec<Arc<str>> {
+        let mut keys: Vec<Arc<str>> = Vec::new();
+        let clear_leaves = match &self.clear {
+            ClearMode::When(condition) => condition.leaves(),
+            ClearMode::Condition | ClearMode::AfterSilence(_) => Vec::new(),
+        };
+        for key in self
+            .condition
+            .leaves()
+            .into_iter()
+            .chain(clear_leaves)
+            .filter_map(Leaf::key)
+        {
+            if !keys.contains(key) {
+                keys.push(Arc::clone(key));
+            }
+        }
+        keys
+    }
 }
 
 /// The rules of one device type.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleSet {
     pub device_type: Arc<str>,
+    /// The file's `version`, or a hash of its text when it has none; recorded in every alarm.
+    pub version: Arc<str>,
     pub rules: Vec<Arc<Rule>>,
 }
 
@@ -36,13 +97,15 @@ impl RuleSet {
     pub fn empty(device_type: &str) -> Self {
         Self {
             device_type: Arc::from(device_type),
+            version: Arc::from("none"),
             rules: Vec::new(),
         }
     }
 
-    /// Returns a copy whose time limits are divided by `speed`, for data replayed `speed`
-    /// times faster than it was recorded: an offline rule of 2 h then fires after 2 h of
-    /// device time. Limits are kept at 100 ms or more.
+    /// Returns a copy whose engine-clock limits (no data, clear after silence, escalation) are
+    /// divided by `speed`, for data replayed `speed` times faster than it was recorded: a
+    /// no-data rule of 2 h then fires after 2 h of device time. Limits stay at 100 ms or more.
+    /// Device-time limits need no scaling.
     pub fn scaled_for_replay(&self, speed: f64) -> Self {
         if speed <= 0.0 {
             return self.clone();
@@ -50,21 +113,11 @@ impl RuleSet {
         let rules = self
             .rules
             .iter()
-            .map(|rule| match rule.condition {
-                Condition::Offline { after } => {
-                    let scaled = after
-                        .div_f64(speed)
-                        .max(std::time::Duration::from_millis(100));
-                    Arc::new(Rule {
-                        condition: Condition::Offline { after: scaled },
-                        ..(**rule).clone()
-                    })
-                }
-                Condition::Threshold(_) => Arc::clone(rule),
-            })
+            .map(|rule| Arc::new(scale_rule(rule, speed)))
             .collect();
         Self {
             device_type: Arc::clone(&self.device_type),
+            version: Arc::clone(&self.version),
             rules,
         }
     }
@@ -129,5 +182,50 @@ impl RuleBook {
     /// Returns the device types that have rules.
     pub fn device_types(&self) -> impl Iterator<Item = &str> {
         self.sets.keys().map(|name| &**name)
+    }
+}
+
+fn scale_rule(rule: &Rule, speed: f64) -> Rule {
+    let scale = |duration: Duration| duration.div_f64(speed).max(Duration::from_millis(100));
+    let clear = match &rule.clear {
+        ClearMode::AfterSilence(after) => ClearMode::AfterSilence(scale(*after)),
+        ClearMode::When(condition) => ClearMode::When(scale_condition(condition, &scale)),
+        ClearMode::Condition => ClearMode::Condition,
+    };
+    let escalations = rule
+        .escalations
+        .iter()
+        .map(|step| Escalation {
+            after: scale(step.after),
+            severity: step.severity,
+        })
+        .collect();
+    Rule {
+        condition: scale_condition(&rule.condition, &scale),
+        clear,
+        escalations,
+        ..rule.clone()
+    }
+}
+
+fn scale_condition(condition: &Condition, scale: &impl Fn(Duration) -> Duration) -> Condition {
+    match condition {
+        Condition::All(children) => Condition::All(
+            children
+                .iter()
+                .map(|child| scale_condition(child, scale))
+                .collect(),
+        ),
+        Condition::Any(children) => Condition::Any(
+            children
+                .iter()
+                .map(|child| scale_condition(child, scale))
+                .collect(),
+        ),
+        Condition::Leaf(Leaf::NoData { key, after }) => Condition::Leaf(Leaf::NoData {
+            key: key.clone(),
+            after: scale(*after),
+        }),
+        Condition::Leaf(leaf) => Condition::Leaf(leaf.clone()),
     }
 }

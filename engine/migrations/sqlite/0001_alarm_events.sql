@@ -5,7 +5,7 @@ CREATE TABLE alarm_events (
     device_id   TEXT    NOT NULL,
     rule_id     TEXT    NOT NULL,
     severity    TEXT    NOT NULL,
-    transition  TEXT    NOT NULL CHECK (transition IN ('raised', 'cleared')),
+    transition  TEXT    NOT NULL CHECK (transition IN ('raised', 'cleared', 'escalated', 'flapping', 'settled')),
     key         TEXT,
     value       TEXT,
     message     TEXT    NOT NULL,
@@ -13,6 +13,9 @@ CREATE TABLE alarm_events (
     cleared_at  INTEGER,
     frame_ts    INTEGER,
     cleared_frame_ts INTEGER,
+    rule_version TEXT NOT NULL DEFAULT '',
+    inputs      TEXT    NOT NULL DEFAULT '[]',
+    flapping    INTEGER NOT NULL DEFAULT 0,
     recorded_at INTEGER NOT NULL
 );
 

@@ -115,6 +115,37 @@ pub enum RulesCommand {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Replay recorded telemetry from a CSV file through a rule file and print the alarms it
+    /// would have raised and cleared, with their times.
+    Backtest(BacktestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    /// The rule file (TOML).
+    pub rules: PathBuf,
+    /// Recorded telemetry: one row per frame, a time column, and a column per key.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Device id of every row, or the prefix of ids read from --device-column.
+    #[arg(long, default_value = "device")]
+    pub device: String,
+    /// Column that names each row's device.
+    #[arg(long)]
+    pub device_column: Option<String>,
+    /// Column of the frame time (RFC 3339, `YYYY-MM-DD HH:MM:SS` as UTC, or epoch ms); found
+    /// automatically when it is named ts, timestamp, time, end_time or date_time.
+    #[arg(long)]
+    pub time_column: Option<String>,
+    /// Renames a column to a key, as COLUMN=KEY; repeatable.
+    #[arg(long = "rename", value_name = "COLUMN=KEY")]
+    pub renames: Vec<String>,
+    /// Columns to leave out, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub skip: Vec<String>,
+    /// Print the transitions as JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Splits `HOST:PORT`.

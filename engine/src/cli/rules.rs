@@ -1,8 +1,15 @@
-//! `valmetal rules check`: validate rule files.
+//! `valmetal rules check` and `valmetal rules backtest`.
 
 use std::path::{Path, PathBuf};
 
-use valmetal_actors::rules::{Condition, Direction, RuleSet, rule_file};
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::DateTime;
+use valmetal_actors::rules::{AlarmEvent, ClearMode, Rule, RuleSet, rule_file};
+use valmetal_engine::backtest::{self, CsvLayout};
+
+use super::BacktestArgs;
 
 /// Validates every file and prints its rules; fails if any file is invalid.
 pub fn check(paths: &[PathBuf]) -> anyhow::Result<()> {
@@ -54,25 +61,116 @@ fn print_summary(path: &Path, set: &RuleSet) {
         set.rules.len()
     );
     for rule in &set.rules {
-        let condition = match &rule.condition {
-            Condition::Threshold(threshold) => {
-                let (raise, clear) = match threshold.direction {
-                    Direction::Above => ("above", "below"),
-                    Direction::Below => ("below", "above"),
-                };
-                format!(
-                    "{} {raise} {}, clears {clear} {}",
-                    threshold.key, threshold.raise_at, threshold.clear_at
-                )
-            }
-            Condition::Offline { after } => {
-                format!("no frame for {}", humantime::format_duration(*after))
-            }
-        };
         println!(
-            "  {:<20} {:<8} {condition}",
+            "  {:<20} {:<8} {}",
             rule.id,
-            rule.severity.as_str()
+            rule.severity.as_str(),
+            describe(rule)
         );
     }
+}
+
+/// Returns the rule as one line: its condition, then the options that change its behaviour.
+fn describe(rule: &Rule) -> String {
+    let mut text = rule.condition.to_string();
+    if let Some(hold_for) = rule.hold_for {
+        text.push_str(&format!(" for {}", humantime::format_duration(hold_for)));
+    }
+    match &rule.clear {
+        ClearMode::Condition => {}
+        ClearMode::When(condition) => text.push_str(&format!("; clears when {condition}")),
+        ClearMode::AfterSilence(after) => {
+            text.push_str(&format!(
+                "; clears after {} without a trigger",
+                humantime::format_duration(*after)
+            ));
+        }
+    }
+    for step in &rule.escalations {
+        text.push_str(&format!(
+            "; {} after {}",
+            step.severity.as_str(),
+            humantime::format_duration(step.after)
+        ));
+    }
+    if let Some(limit) = rule.flapping {
+        text.push_str(&format!(
+            "; flapping past {} changes in {}",
+            limit.transitions,
+            humantime::format_duration(limit.window)
+        ));
+    }
+    text
+}
+
+/// Replays the CSV through the rule file and prints every transition.
+pub fn backtest(args: &BacktestArgs) -> anyhow::Result<()> {
+    let rules = Arc::new(rule_file::load(&args.rules)?);
+    let text = std::fs::read_to_string(&args.data)
+        .with_context(|| format!("cannot read --data {}", args.data.display()))?;
+    let renames = args
+        .renames
+        .iter()
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(column, key)| (column.to_owned(), key.to_owned()))
+                .with_context(|| format!("invalid --rename `{pair}`; use COLUMN=KEY"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let layout = CsvLayout {
+        time_column: args.time_column.clone(),
+        device_column: args.device_column.clone(),
+        device: args.device.clone(),
+        renames,
+        skip: args.skip.clone(),
+    };
+    let frames = backtest::read_frames(&text, &layout)
+        .with_context(|| format!("in {}", args.data.display()))?;
+    let events = backtest::run(&rules, &frames);
+    if args.json {
+        for event in &events {
+            println!("{}", serde_json::to_string(event)?);
+        }
+        return Ok(());
+    }
+    print_table(&events);
+    println!(
+        "{} frames, {} transitions (rule file version {})",
+        frames.len(),
+        events.len(),
+        rules.version
+    );
+    Ok(())
+}
+
+fn print_table(events: &[AlarmEvent]) {
+    println!(
+        "{:<20} {:<16} {:<22} {:<10} {:<9} message",
+        "device time", "device", "rule", "transition", "severity"
+    );
+    for event in events {
+        let alarm = &event.alarm;
+        let ts = match event.transition {
+            valmetal_actors::rules::Transition::Cleared => {
+                alarm.cleared_frame_ts.or(alarm.cleared_at)
+            }
+            _ => alarm.frame_ts,
+        };
+        println!(
+            "{:<20} {:<16} {:<22} {:<10} {:<9} {}",
+            ts.map(format_time).unwrap_or_default(),
+            alarm.device,
+            alarm.rule,
+            event.transition.as_str(),
+            alarm.severity.as_str(),
+            alarm.message
+        );
+    }
+}
+
+fn format_time(millis: i64) -> String {
+    DateTime::from_timestamp_millis(millis).map_or_else(
+        || millis.to_string(),
+        |time| time.format("%Y-%m-%d %H:%M:%S").to_string(),
+    )
 }

@@ -53,6 +53,10 @@ pub struct AlarmRecord {
     pub cleared_at: Option<i64>,
     pub frame_ts: Option<i64>,
     pub cleared_frame_ts: Option<i64>,
+    pub rule_version: String,
+    /// The rule's input values at the raise, as JSON `[{"key", "value", "ts"}]`.
+    pub inputs: serde_json::Value,
+    pub flapping: bool,
     pub recorded_at: i64,
 }
 
@@ -115,8 +119,8 @@ impl AlarmHistory {
             let alarm = &event.alarm;
             sqlx::query(
                 "INSERT INTO alarm_events (alarm_id, device_id, rule_id, severity, transition, key, value, \
-                 message, raised_at, cleared_at, frame_ts, cleared_frame_ts, recorded_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 message, raised_at, cleared_at, frame_ts, cleared_frame_ts, rule_version, inputs, flapping, \
+                 recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&*alarm.id)
             .bind(alarm.device.as_str())
@@ -130,6 +134,9 @@ impl AlarmHistory {
             .bind(alarm.cleared_at)
             .bind(alarm.frame_ts)
             .bind(alarm.cleared_frame_ts)
+            .bind(&*alarm.rule_version)
+            .bind(serde_json::to_string(&alarm.inputs).unwrap_or_else(|_| "[]".to_owned()))
+            .bind(alarm.flapping)
             .bind(recorded_at)
             .execute(&mut *transaction)
             .await?;
@@ -149,7 +156,8 @@ impl AlarmHistory {
     ) -> Result<Vec<AlarmRecord>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT alarm_id, device_id, rule_id, severity, transition, key, value, message, raised_at, \
-             cleared_at, frame_ts, cleared_frame_ts, recorded_at FROM alarm_events \
+             cleared_at, frame_ts, cleared_frame_ts, rule_version, inputs, flapping, recorded_at \
+             FROM alarm_events \
              WHERE (?1 IS NULL OR device_id = ?1) ORDER BY id DESC LIMIT ?2",
         )
         .bind(device)
@@ -193,6 +201,9 @@ fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AlarmRecord, sqlx::E
         cleared_at: row.try_get("cleared_at")?,
         frame_ts: row.try_get("frame_ts")?,
         cleared_frame_ts: row.try_get("cleared_frame_ts")?,
+        rule_version: row.try_get("rule_version")?,
+        inputs: serde_json::from_str(row.try_get::<&str, _>("inputs")?).unwrap_or_default(),
+        flapping: row.try_get("flapping")?,
         recorded_at: row.try_get("recorded_at")?,
     })
 }

@@ -66,15 +66,11 @@ device_type = "feed_bin"
 
 [[rule]]
 id = "bin_low"
-kind = "threshold"
-key = "end_weight_kg"
-below = 2.0
-clear_above = 5.0
+when = {{ key = "end_weight_kg", below = 2.0, clear_above = 5.0 }}
 
 [[rule]]
 id = "offline"
-kind = "offline"
-after = "{offline_after}"
+when = {{ no_data = "{offline_after}" }}
 "#
     );
     RuleBook::from_sets([rule_file::parse(&text, "test feed_bin.toml").unwrap()])

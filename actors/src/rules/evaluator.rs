@@ -1,0 +1,523 @@
+//! The rule evaluator of one device: leaf states, pending durations, open alarms,
+//! escalation and flapping, driven by frames and by clock ticks.
+//!
+//! It is a plain state machine with no I/O and no clock of its own, so the device actor, the
+//! tests and `valmetal rules backtest` all run the same code: the caller passes the engine
+//! time with every call and asks [`RuleEvaluator::next_deadline`] when to call again.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use super::alarm::{Alarm, AlarmEvent, AlarmInput, AlarmState, Transition};
+use super::condition::{Condition, Leaf, format_number};
+use super::leaf_state::{LeafState, duration_ms};
+use super::template::{self, TemplateContext};
+use super::{ClearMode, Rule, RuleSet};
+use crate::device_id::DeviceId;
+use crate::shadow::Shadow;
+use crate::value::{Frame, Value};
+
+/// Everything the evaluator remembers about one rule of one device.
+#[derive(Debug, Clone)]
+struct RuleState {
+    leaves: Vec<LeafState>,
+    clear_leaves: Vec<LeafState>,
+    /// Device time since which the condition has held, while a `for` duration runs.
+    pending_since: Option<i64>,
+    open: Option<Alarm>,
+    /// Engine time of the last frame that met the condition, for clear-after-silence.
+    last_trigger: i64,
+    /// Escalation steps already applied to the open alarm.
+    escalation: usize,
+    /// Whether the rule wanted its alarm active at the last evaluation.
+    wanted: bool,
+    /// Engine times of recent changes of `wanted`, for flapping detection.
+    flips: VecDeque<i64>,
+    flapping: bool,
+}
+
+impl RuleState {
+    fn new(rule: &Rule) -> Self {
+        let clear_leaves = match &rule.clear {
+            ClearMode::When(condition) => {
+                condition.leaves().into_iter().map(LeafState::new).collect()
+            }
+            ClearMode::Condition | ClearMode::AfterSilence(_) => Vec::new(),
+        };
+        Self {
+            leaves: rule
+                .condition
+                .leaves()
+                .into_iter()
+                .map(LeafState::new)
+                .collect(),
+            clear_leaves,
+            pending_since: None,
+            open: None,
+            last_trigger: 0,
+            escalation: 0,
+            wanted: false,
+            flips: VecDeque::new(),
+            flapping: false,
+        }
+    }
+}
+
+/// What triggered an evaluation.
+#[derive(Clone, Copy)]
+struct Moment<'a> {
+    /// Engine time, in milliseconds since the Unix epoch.
+    now: i64,
+    frame: Option<&'a Frame>,
+    shadow: &'a Shadow,
+}
+
+/// The alarm rules of one device and their state.
+#[derive(Debug, Clone)]
+pub struct RuleEvaluator {
+    device: DeviceId,
+    rules: Arc<RuleSet>,
+    states: Vec<RuleState>,
+    last_raised_at: i64,
+}
+
+impl RuleEvaluator {
+    /// Creates the evaluator of `device` with no alarm open.
+    pub fn new(device: DeviceId, rules: Arc<RuleSet>) -> Self {
+        let states = rules
+            .rules
+            .iter()
+            .map(|rule| RuleState::new(rule))
+            .collect();
+        Self {
+            device,
+            rules,
+            states,
+            last_raised_at: 0,
+        }
+    }
+
+    /// Returns the rule set in force.
+    pub fn rules(&self) -> &Arc<RuleSet> {
+        &self.rules
+    }
+
+    /// Judges a frame already applied to `shadow`, at engine time `now`. A `late` frame (older
+    /// than the newest frame of the device) only proves the device is alive: it resets no-data
+    /// leaves but never turns another leaf on or off.
+    pub fn on_frame(
+        &mut self,
+        frame: &Frame,
+        late: bool,
+        shadow: &Shadow,
+        now: i64,
+    ) -> Vec<AlarmEvent> {
+        let moment = Moment {
+            now,
+            frame: Some(frame),
+            shadow,
+        };
+        let mut events = Vec::new();
+        for index in 0..self.states.len() {
+            let rule = Arc::clone(&self.rules.rules[index]);
+            let state = &mut self.states[index];
+            update_leaves(&rule.condition, &mut state.leaves, frame, late, now);
+            if let ClearMode::When(condition) = &rule.clear {
+                update_leaves(condition, &mut state.clear_leaves, frame, late, now);
+            }
+            events.extend(self.decide(index, &rule, moment));
+        }
+        events
+    }
+
+    /// Re-evaluates the timer-driven parts at engine time `now`: no-data leaves,
+    /// clear-after-silence, escalation and the end of flapping.
+    pub fn on_tick(&mut self, shadow: &Shadow, now: i64) -> Vec<AlarmEvent> {
+        let moment = Moment {
+            now,
+            frame: None,
+            shadow,
+        };
+        let mut events = Vec::new();
+        for index in 0..self.states.len() {
+            let rule = Arc::clone(&self.rules.rules[index]);
+            let state = &mut self.states[index];
+            tick_leaves(&rule.condition, &mut state.leaves, now);
+            if let ClearMode::When(condition) = &rule.clear {
+                tick_leaves(condition, &mut state.clear_leaves, now);
+            }
+            events.extend(self.decide(index, &rule, moment));
+        }
+        events
+    }
+
+    /// Returns the earliest engine time at which [`RuleEvaluator::on_tick`] could change
+    /// something, or `None` when only a frame can.
+    pub fn next_deadline(&self) -> Option<i64> {
+        self.rules
+            .rules
+            .iter()
+            .zip(&self.states)
+            .filter_map(|(rule, state)| rule_deadline(rule, state))
+            .min()
+    }
+
+    /// Returns the open alarms.
+    pub fn open_alarms(&self) -> impl Iterator<Item = &Alarm> {
+        self.states.iter().filter_map(|state| state.open.as_ref())
+    }
+
+    /// Returns true while an alarm is open on a rule that watches the device's silence as a
+    /// whole, which makes the device offline.
+    pub fn is_silent(&self) -> bool {
+        self.rules
+            .rules
+            .iter()
+            .zip(&self.states)
+            .any(|(rule, state)| {
+                state.open.is_some()
+                    && rule
+                        .condition
+                        .leaves()
+                        .iter()
+                        .any(|leaf| matches!(leaf, Leaf::NoData { key: None, .. }))
+            })
+    }
+
+    /// Swaps in a new rule set. Rules that did not change keep their state and open alarms;
+    /// the alarms of changed or removed rules are cleared, and changed rules start afresh.
+    pub fn replace_rules(
+        &mut self,
+        rules: Arc<RuleSet>,
+        shadow: &Shadow,
+        now: i64,
+    ) -> Vec<AlarmEvent> {
+        let mut previous: Vec<(Arc<Rule>, RuleState)> = self
+            .rules
+            .rules
+            .iter()
+            .cloned()
+            .zip(std::mem::take(&mut self.states))
+            .collect();
+        let mut states = Vec::with_capacity(rules.rules.len());
+        for rule in &rules.rules {
+            match previous.iter().position(|(old, _)| old == rule) {
+                Some(position) => states.push(previous.swap_remove(position).1),
+                None => states.push(RuleState::new(rule)),
+            }
+        }
+        let moment = Moment {
+            now,
+            frame: None,
+            shadow,
+        };
+        let events = previous
+            .into_iter()
+            .filter_map(|(rule, mut state)| state.open.take().map(|alarm| (rule, alarm)))
+            .map(|(_, alarm)| self.closed_alarm_event(alarm, moment))
+            .collect();
+        self.rules = rules;
+        self.states = states;
+        events
+    }
+
+    // === decisions ===
+
+    fn decide(&mut self, index: usize, rule: &Rule, moment: Moment<'_>) -> Vec<AlarmEvent> {
+        let wanted = self.wanted(index, rule, moment);
+        let mut events = Vec::new();
+        let state = &mut self.states[index];
+        if wanted != state.wanted {
+            state.wanted = wanted;
+            state.flips.push_back(moment.now);
+        }
+        if let Some(limit) = rule.flapping {
+            let window = duration_ms(limit.window);
+            while state
+                .flips
+                .front()
+                .is_some_and(|at| *at <= moment.now - window)
+            {
+                state.flips.pop_front();
+            }
+            if state.flapping {
+                if state.flips.is_empty() {
+                    events.extend(self.settle(index, rule, moment));
+                }
+                return events;
+            }
+            if state.flips.len() > limit.transitions as usize {
+                return self.start_flapping(index, rule, moment);
+            }
+        }
+        let is_open = self.states[index].open.is_some();
+        match (wanted, is_open) {
+            (true, false) => events.push(self.raise(index, rule, moment, false)),
+            (false, true) => events.extend(self.clear(index, moment)),
+            (true, true) => events.extend(self.escalate(index, rule, moment)),
+            (false, false) => {}
+        }
+        events
+    }
+
+    /// Returns whether the rule wants its alarm active now.
+    fn wanted(&mut self, index: usize, rule: &Rule, moment: Moment<'_>) -> bool {
+        let state = &mut self.states[index];
+        let holds = rule.condition.holds(&active_flags(&state.leaves));
+        if state.open.is_some() {
+            if holds && moment.frame.is_some() {
+                state.last_trigger = moment.now;
+            }
+            let clears = match &rule.clear {
+                ClearMode::Condition => !holds,
+                ClearMode::When(condition) => condition.holds(&active_flags(&state.clear_leaves)),
+                ClearMode::AfterSilence(after) => {
+                    moment.now - state.last_trigger >= duration_ms(*after)
+                }
+            };
+            return !clears;
+        }
+        if !holds {
+            state.pending_since = None;
+            return false;
+        }
+        let Some(hold_for) = rule.hold_for else {
+            return true;
+        };
+        let Some(frame) = moment.frame else {
+            return false;
+        };
+        let since = *state.pending_since.get_or_insert(frame.ts);
+        frame.ts - since >= duration_ms(hold_for)
+    }
+
+    fn raise(
+        &mut self,
+        index: usize,
+        rule: &Rule,
+        moment: Moment<'_>,
+        flapping: bool,
+    ) -> AlarmEvent {
+        let raised_at = moment.now.max(self.last_raised_at + 1);
+        self.last_raised_at = raised_at;
+        let leaf = rule.condition.first_leaf();
+        let key = leaf.and_then(Leaf::key).cloned();
+        let value = key
+            .as_deref()
+            .and_then(|key| moment.shadow.get(key))
+            .map(|reported| reported.value.clone());
+        let alarm = Alarm {
+            id: Arc::from(format!("{}/{}/{raised_at}", self.device, rule.id)),
+            device: self.device.clone(),
+            rule: Arc::clone(&rule.id),
+            severity: rule.severity,
+            state: AlarmState::Active,
+            message: self.render_message(rule, leaf, value.as_ref()),
+            key,
+            value,
+            raised_at,
+            cleared_at: None,
+            frame_ts: moment
+                .frame
+                .map(|frame| frame.ts)
+                .or_else(|| moment.shadow.newest_ts()),
+            cleared_frame_ts: None,
+            rule_version: Arc::clone(&self.rules.version),
+            inputs: inputs(rule, moment.shadow),
+            flapping,
+        };
+        let state = &mut self.states[index];
+        state.open = Some(alarm.clone());
+        state.pending_since = None;
+        state.escalation = 0;
+        state.last_trigger = moment.now;
+        AlarmEvent {
+            transition: Transition::Raised,
+            alarm,
+        }
+    }
+
+    fn clear(&mut self, index: usize, moment: Moment<'_>) -> Option<AlarmEvent> {
+        let alarm = self.states[index].open.take()?;
+        Some(self.closed_alarm_event(alarm, moment))
+    }
+
+    fn closed_alarm_event(&self, mut alarm: Alarm, moment: Moment<'_>) -> AlarmEvent {
+        alarm.state = AlarmState::Cleared;
+        alarm.cleared_at = Some(moment.now.max(alarm.raised_at));
+        alarm.cleared_frame_ts = moment.frame.map(|frame| frame.ts);
+        alarm.flapping = false;
+        if let (Some(frame), Some(key)) = (moment.frame, alarm.key.as_deref()) {
+            if let Some((_, value)) = frame.values.iter().find(|(name, _)| &**name == key) {
+                alarm.value = Some(value.clone());
+            }
+        }
+        AlarmEvent {
+            transition: Transition::Cleared,
+            alarm,
+        }
+    }
+
+    fn escalate(&mut self, index: usize, rule: &Rule, moment: Moment<'_>) -> Vec<AlarmEvent> {
+        let state = &mut self.states[index];
+        let mut events = Vec::new();
+        while let (Some(step), Some(alarm)) =
+            (rule.escalations.get(state.escalation), state.open.as_mut())
+        {
+            if moment.now - alarm.raised_at < duration_ms(step.after) {
+                break;
+            }
+            alarm.severity = step.severity;
+            state.escalation += 1;
+            events.push(AlarmEvent {
+                transition: Transition::Escalated,
+                alarm: alarm.clone(),
+            });
+        }
+        events
+    }
+
+    fn start_flapping(&mut self, index: usize, rule: &Rule, moment: Moment<'_>) -> Vec<AlarmEvent> {
+        self.states[index].flapping = true;
+        match self.states[index].open.as_mut() {
+            Some(alarm) => {
+                alarm.flapping = true;
+                vec![AlarmEvent {
+                    transition: Transition::Flapping,
+                    alarm: alarm.clone(),
+                }]
+            }
+            None => vec![self.raise(index, rule, moment, true)],
+        }
+    }
+
+    /// Ends flapping once a whole window passed without a flip: the alarm clears if the rule
+    /// no longer wants it, and otherwise stays active as a settled alarm.
+    fn settle(&mut self, index: usize, rule: &Rule, moment: Moment<'_>) -> Vec<AlarmEvent> {
+        let state = &mut self.states[index];
+        state.flapping = false;
+        if !state.wanted {
+            return self.clear(index, moment).into_iter().collect();
+        }
+        let Some(alarm) = state.open.as_mut() else {
+            return vec![self.raise(index, rule, moment, false)];
+        };
+        alarm.flapping = false;
+        vec![AlarmEvent {
+            transition: Transition::Settled,
+            alarm: alarm.clone(),
+        }]
+    }
+
+    fn render_message(&self, rule: &Rule, leaf: Option<&Leaf>, value: Option<&Value>) -> String {
+        let value_text = value.map(format_value).unwrap_or_default();
+        let limit = leaf.map(Leaf::limit_text).unwrap_or_default();
+        let context = TemplateContext {
+            device: self.device.as_str(),
+            rule: &rule.id,
+            severity: rule.severity.as_str(),
+            key: leaf.and_then(Leaf::key).map_or("", |key| &**key),
+            value: &value_text,
+            limit: &limit,
+        };
+        let default = leaf.map_or("{device}: {rule}", default_template);
+        template::render(rule.message.as_deref().unwrap_or(default), &context)
+    }
+}
+
+fn update_leaves(
+    condition: &Condition,
+    states: &mut [LeafState],
+    frame: &Frame,
+    late: bool,
+    now: i64,
+) {
+    for (leaf, state) in condition.leaves().into_iter().zip(states) {
+        let value = leaf
+            .key()
+            .and_then(|key| frame.values.iter().find(|(name, _)| name == key))
+            .map(|(_, value)| value);
+        if late && !matches!(leaf, Leaf::NoData { .. }) {
+            continue;
+        }
+        state.on_frame(leaf, value, frame.ts, now);
+    }
+}
+
+fn tick_leaves(condition: &Condition, states: &mut [LeafState], now: i64) {
+    for (leaf, state) in condition.leaves().into_iter().zip(states) {
+        state.on_tick(leaf, now);
+    }
+}
+
+fn active_flags(states: &[LeafState]) -> Vec<bool> {
+    states.iter().map(LeafState::is_active).collect()
+}
+
+fn rule_deadline(rule: &Rule, state: &RuleState) -> Option<i64> {
+    let leaf_deadline = |condition: &Condition, states: &[LeafState]| {
+        condition
+            .leaves()
+            .into_iter()
+            .zip(states)
+            .filter_map(|(leaf, state)| state.deadline(leaf))
+            .min()
+    };
+    let mut deadlines = vec![leaf_deadline(&rule.condition, &state.leaves)];
+    if let ClearMode::When(condition) = &rule.clear {
+        deadlines.push(leaf_deadline(condition, &state.clear_leaves));
+    }
+    if let Some(alarm) = &state.open {
+        if let ClearMode::AfterSilence(after) = rule.clear {
+            deadlines.push(Some(state.last_trigger + duration_ms(after)));
+        }
+        let escalation = rule.escalations.get(state.escalation);
+        deadlines.push(escalation.map(|step| alarm.raised_at + duration_ms(step.after)));
+    }
+    if let (true, Some(limit), Some(last_flip)) =
+        (state.flapping, rule.flapping, state.flips.back())
+    {
+        deadlines.push(Some(last_flip + duration_ms(limit.window) + 1));
+    }
+    deadlines.into_iter().flatten().min()
+}
+
+fn inputs(rule: &Rule, shadow: &Shadow) -> Vec<AlarmInput> {
+    rule.keys()
+        .into_iter()
+        .filter_map(|key| {
+            let reported = shadow.get(&key)?;
+            Some(AlarmInput {
+                key,
+                value: reported.value.clone(),
+                ts: reported.ts,
+            })
+        })
+        .collect()
+}
+
+fn default_template(leaf: &Leaf) -> &'static str {
+    match leaf {
+        Leaf::Threshold(threshold) => match threshold.direction {
+            super::Direction::Above => "{device}: {key} {value} above {limit}",
+            super::Direction::Below => "{device}: {key} {value} below {limit}",
+        },
+        Leaf::Range(range) if range.outside => "{device}: {key} {value} outside {limit}",
+        Leaf::Range(_) => "{device}: {key} {value} inside {limit}",
+        Leaf::Equals { negate: false, .. } => "{device}: {key} is {value}",
+        Leaf::Equals { negate: true, .. } => "{device}: {key} is {value}, not {limit}",
+        Leaf::RateOfChange { .. } => "{device}: {key} changing faster than {limit}",
+        Leaf::Stale { .. } => "{device}: {key} stuck at {value} for {limit}",
+        Leaf::Count { .. } => "{device}: {key} met the condition {limit}",
+        Leaf::NoData { key: None, .. } => "{device}: no frame for {limit}",
+        Leaf::NoData { key: Some(_), .. } => "{device}: no {key} for {limit}",
+    }
+}
+
+/// Formats a value for a message, numbers to at most three decimals.
+fn format_value(value: &Value) -> String {
+    match value {
+        Value::Number(number) => format_number(*number),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,368 @@
+//! The rule evaluator on its own, driven by hand-made frames and clock ticks: durations,
+//! clear modes, escalation, flapping, explanations and rule replacement.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test on any error"
+)]
+
+use std::sync::Arc;
+
+use valmetal_actors::rules::{AlarmEvent, RuleEvaluator, RuleSet, Severity, Transition, rule_file};
+use valmetal_actors::{DeviceId, Frame, Shadow, Value};
+
+const MINUTE: i64 = 60_000;
+
+/// A device under test: a shadow and an evaluator, fed like the actor feeds them.
+struct Device {
+    shadow: Shadow,
+    evaluator: RuleEvaluator,
+    events: Vec<AlarmEvent>,
+}
+
+impl Device {
+    fn new(rules: &str) -> Self {
+        let set = Arc::new(rule_file::parse(rules, "test.toml").unwrap());
+        Self {
+            shadow: Shadow::default(),
+            evaluator: RuleEvaluator::new(DeviceId::parse("dev-1").unwrap(), set),
+            events: Vec::new(),
+        }
+    }
+
+    /// Applies a frame at device time `ts`, received at engine time `ts` as in a backtest.
+    fn frame(&mut self, ts: i64, values: &[(&str, Value)]) {
+        let frame = Frame {
+            ts,
+            seq: None,
+            values: values
+                .iter()
+                .map(|(key, value)| (Arc::from(*key), value.clone()))
+                .collect(),
+        };
+        let late = self.shadow.newest_ts().is_some_and(|newest| ts < newest);
+        self.shadow.apply(&frame);
+        let events = self.evaluator.on_frame(&frame, late, &self.shadow, ts);
+        self.events.extend(events);
+    }
+
+    fn number(&mut self, ts: i64, key: &str, value: f64) {
+        self.frame(ts, &[(key, Value::Number(value))]);
+    }
+
+    fn tick(&mut self, now: i64) {
+        let events = self.evaluator.on_tick(&self.shadow, now);
+        self.events.extend(events);
+    }
+
+    fn transitions(&self) -> Vec<(Transition, Severity)> {
+        self.events
+            .iter()
+            .map(|event| (event.transition, event.alarm.severity))
+            .collect()
+    }
+}
+
+#[test]
+fn duration_interrupted_halfway_restarts() {
+    let mut device = Device::new(
+        "device_type = \"m\"\n[[rule]]\nid = \"hot\"\nfor = \"5m\"\nwhen = { key = \"t\", above = 30.0 }\n",
+    );
+    device.number(0, "t", 31.0);
+    device.number(3 * MINUTE, "t", 32.0);
+    device.number(4 * MINUTE, "t", 29.0);
+    device.number(5 * MINUTE, "t", 31.0);
+    device.number(9 * MINUTE, "t", 31.0);
+    assert!(
+        device.events.is_empty(),
+        "interrupted at 4 min, so 5 min have not passed"
+    );
+    device.number(10 * MINUTE, "t", 31.5);
+    assert_eq!(
+        device.transitions(),
+        vec![(Transition::Raised, Severity::Major)]
+    );
+    assert_eq!(device.events[0].alarm.frame_ts, Some(10 * MINUTE));
+}
+
+#[test]
+fn combined_condition_needs_all_leaves() {
+    let mut device = Device::new(
+        r#"device_type = "m"
+[[rule]]
+id = "hot_while_running"
+when = { all = [ { key = "t", above = 95.0, clear_below = 90.0 }, { key = "mode", equals = "run" } ] }
+"#,
+    );
+    device.frame(
+        0,
+        &[
+            ("t", Value::Number(96.0)),
+            ("mode", Value::Text(Arc::from("idle"))),
+        ],
+    );
+    assert!(device.events.is_empty());
+    device.frame(MINUTE, &[("mode", Value::Text(Arc::from("run")))]);
+    assert_eq!(
+        device.events.len(),
+        1,
+        "mode changed while t stayed above 95"
+    );
+    device.number(2 * MINUTE, "t", 93.0);
+    assert_eq!(
+        device.events.len(),
+        1,
+        "93 is inside the band, so the alarm holds"
+    );
+    device.number(3 * MINUTE, "t", 89.0);
+    assert_eq!(
+        device.transitions(),
+        vec![
+            (Transition::Raised, Severity::Major),
+            (Transition::Cleared, Severity::Major)
+        ]
+    );
+}
+
+#[test]
+fn alarm_explains_its_inputs_and_version() {
+    let mut device = Device::new(
+        "device_type = \"m\"\nversion = \"12\"\n[[rule]]\nid = \"hot\"\nmessage = \"{device} {key}={value} > {limit}\"\nwhen = { any = [ { key = \"t\", above = 30.0 }, { key = \"p\", above = 5.0 } ] }\n",
+    );
+    device.frame(
+        0,
+        &[("p", Value::Number(1.0)), ("other", Value::Number(7.0))],
+    );
+    device.number(MINUTE, "t", 30.123_456);
+    let alarm = &device.events[0].alarm;
+    assert_eq!(&*alarm.rule_version, "12");
+    assert_eq!(alarm.message, "dev-1 t=30.123 > 30");
+    let inputs: Vec<(&str, i64)> = alarm
+        .inputs
+        .iter()
+        .map(|input| (&*input.key, input.ts))
+        .collect();
+    assert_eq!(
+        inputs,
+        vec![("t", MINUTE), ("p", 0)],
+        "every key the rule reads, and only those"
+    );
+}
+
+#[test]
+fn stuck_sensor_raises_stale_alarm() {
+    let mut device = Device::new(
+        "device_type = \"bin\"\n[[rule]]\nid = \"stuck\"\nwhen = { key = \"w\", unchanged_for = \"30m\" }\n",
+    );
+    for step in 0..=6 {
+        device.number(step * 10 * MINUTE, "w", 12.5);
+    }
+    assert_eq!(
+        device.transitions(),
+        vec![(Transition::Raised, Severity::Major)]
+    );
+    assert_eq!(device.events[0].alarm.frame_ts, Some(30 * MINUTE));
+    device.number(70 * MINUTE, "w", 12.4);
+    assert_eq!(
+        device.events.last().unwrap().transition,
+        Transition::Cleared
+    );
+}
+
+#[test]
+fn frame_at_no_data_deadline_wins() {
+    let mut device = Device::new(
+        "device_type = \"bin\"\n[[rule]]\nid = \"offline\"\nwhen = { no_data = \"10m\" }\n",
+    );
+    device.number(0, "w", 1.0);
+    assert_eq!(device.evaluator.next_deadline(), Some(10 * MINUTE));
+    device.number(10 * MINUTE, "w", 1.0);
+    device.tick(10 * MINUTE);
+    assert!(
+        device.events.is_empty(),
+        "a frame at the deadline, handled first, keeps the device online"
+    );
+    device.tick(20 * MINUTE);
+    assert_eq!(
+        device.transitions(),
+        vec![(Transition::Raised, Severity::Major)]
+    );
+    assert!(device.evaluator.is_silent());
+    device.tick(90 * MINUTE);
+    assert_eq!(
+        device.events.len(),
+        1,
+        "a device that never returns raises one alarm"
+    );
+    assert_eq!(device.evaluator.next_deadline(), None);
+}
+
+#[test]
+fn clear_after_silence_waits_for_quiet() {
+    let mut device = Device::new(
+        r#"device_type = "door"
+[[rule]]
+id = "door_opened"
+when = { key = "door", equals = true }
+clear_after_silence = "30m"
+"#,
+    );
+    device.frame(0, &[("door", Value::Bool(true))]);
+    device.frame(MINUTE, &[("door", Value::Bool(false))]);
+    device.frame(10 * MINUTE, &[("door", Value::Bool(true))]);
+    device.tick(35 * MINUTE);
+    assert_eq!(
+        device.events.len(),
+        1,
+        "30 min have not passed since the last opening"
+    );
+    assert_eq!(device.evaluator.next_deadline(), Some(40 * MINUTE));
+    device.tick(40 * MINUTE);
+    assert_eq!(
+        device.transitions(),
+        vec![
+            (Transition::Raised, Severity::Major),
+            (Transition::Cleared, Severity::Major)
+        ]
+    );
+}
+
+#[test]
+fn escalation_raises_severity_over_time() {
+    let mut device = Device::new(
+        r#"device_type = "m"
+[[rule]]
+id = "hot"
+severity = "warning"
+when = { key = "t", above = 30.0 }
+escalate = [ { after = "15m", severity = "major" }, { after = "1h", severity = "critical" } ]
+"#,
+    );
+    device.number(0, "t", 31.0);
+    device.tick(14 * MINUTE);
+    device.tick(15 * MINUTE);
+    device.number(70 * MINUTE, "t", 32.0);
+    let expected = vec![
+        (Transition::Raised, Severity::Warning),
+        (Transition::Escalated, Severity::Major),
+        (Transition::Escalated, Severity::Critical),
+    ];
+    assert_eq!(device.transitions(), expected);
+    assert!(
+        device
+            .events
+            .iter()
+            .all(|event| event.alarm.id == device.events[0].alarm.id),
+        "one alarm throughout"
+    );
+}
+
+#[test]
+fn flapping_condition_becomes_one_alarm() {
+    let mut device = Device::new(
+        r#"device_type = "m"
+[[rule]]
+id = "hot"
+when = { key = "t", above = 30.0 }
+flapping = { transitions = 3, window = "10m" }
+"#,
+    );
+    for step in 0..20 {
+        let value = if step % 2 == 0 { 31.0 } else { 29.0 };
+        device.number(step * 20_000, "t", value);
+    }
+    let kinds: Vec<Transition> = device.events.iter().map(|event| event.transition).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            Transition::Raised,
+            Transition::Cleared,
+            Transition::Raised,
+            Transition::Flapping
+        ]
+    );
+    assert!(device.events[3].alarm.flapping);
+    let last_flip = 19 * 20_000;
+    device.tick(last_flip + 10 * MINUTE + 1);
+    let last = device.events.last().unwrap();
+    assert_eq!(
+        last.transition,
+        Transition::Cleared,
+        "settles to the condition's state: 29 is below 30"
+    );
+    assert!(!last.alarm.flapping);
+}
+
+#[test]
+fn late_frame_never_flips_alarm() {
+    let mut device = Device::new(
+        "device_type = \"m\"\n[[rule]]\nid = \"hot\"\nwhen = { key = \"t\", above = 30.0 }\n",
+    );
+    device.number(2 * MINUTE, "t", 20.0);
+    device.number(MINUTE, "t", 40.0);
+    assert!(device.events.is_empty());
+}
+
+#[test]
+fn replacing_rules_keeps_unchanged_state() {
+    let original = r#"device_type = "m"
+[[rule]]
+id = "hot"
+when = { key = "t", above = 30.0 }
+[[rule]]
+id = "cold"
+when = { key = "t", below = 0.0 }
+"#;
+    let mut device = Device::new(original);
+    device.number(0, "t", 31.0);
+    let raised_id = device.events[0].alarm.id.clone();
+
+    let same = Arc::new(rule_file::parse(original, "test.toml").unwrap());
+    let events = device.evaluator.replace_rules(same, &device.shadow, MINUTE);
+    assert!(events.is_empty(), "an identical rule keeps its open alarm");
+    assert_eq!(device.evaluator.open_alarms().next().unwrap().id, raised_id);
+
+    let changed: RuleSet = rule_file::parse(
+        &original.replace("above = 30.0", "above = 35.0"),
+        "test.toml",
+    )
+    .unwrap();
+    let events = device
+        .evaluator
+        .replace_rules(Arc::new(changed), &device.shadow, 2 * MINUTE);
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].transition,
+        Transition::Cleared,
+        "a changed rule's alarm is closed"
+    );
+    device.number(3 * MINUTE, "t", 33.0);
+    assert_eq!(
+        device.evaluator.open_alarms().count(),
+        0,
+        "33 is below the new limit of 35"
+    );
+}
+
+#[test]
+fn count_rule_fires_on_repeated_events() {
+    let mut device = Device::new(
+        r#"device_type = "door"
+[[rule]]
+id = "door_cycling"
+when = { count = { key = "door", equals = true }, at_least = 3, within = "10m" }
+"#,
+    );
+    for step in 0..6 {
+        device.frame(step * MINUTE, &[("door", Value::Bool(step % 2 == 0))]);
+    }
+    assert_eq!(
+        device.transitions(),
+        vec![(Transition::Raised, Severity::Major)]
+    );
+    assert_eq!(
+        device.events[0].alarm.frame_ts,
+        Some(4 * MINUTE),
+        "the third opening"
+    );
+}
