@@ -14,7 +14,7 @@ use tracing::trace;
 use crate::clock::now_ms;
 use crate::device_id::DeviceId;
 use crate::events::{DeviceEvents, DeviceSnapshot, PresenceChange, ShadowChange};
-use crate::rules::{AlarmEvent, RuleBook, RuleEvaluator, RuleSet};
+use crate::rules::{AlarmCommand, AlarmEvent, CommandError, RuleBook, RuleEvaluator, RuleSet};
 use crate::shadow::{FrameOutcome, Shadow};
 use crate::telemetry::{ActorFrameProcessed, AlarmTransitioned, FrameOutcomeLabel};
 use crate::value::Frame;
@@ -39,6 +39,11 @@ pub struct PresenceReport {
 #[derive(Debug, Message)]
 #[rtype(result = "DeviceSnapshot")]
 pub struct SnapshotQuery;
+
+/// An operator's request on one of the device's alarms.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<AlarmEvent, CommandError>")]
+pub struct AlarmCommandRequest(pub AlarmCommand);
 
 /// A new rule book; the actor takes the rule set of its device type.
 #[derive(Debug, Message)]
@@ -86,7 +91,7 @@ impl DeviceActor {
             last_frame_ts: self.shadow.newest_ts(),
             last_seen: self.last_seen,
             online: self.is_online(),
-            alarms: self.evaluator.open_alarms().cloned().collect(),
+            alarms: self.evaluator.alarms_in_view().cloned().collect(),
         }
     }
 
@@ -237,6 +242,32 @@ impl Handler<SnapshotQuery> for DeviceActor {
 
     fn handle(&mut self, _query: SnapshotQuery, _context: &mut Self::Context) -> Self::Result {
         actix::MessageResult(self.snapshot())
+    }
+}
+
+impl Handler<AlarmCommandRequest> for DeviceActor {
+    type Result = Result<AlarmEvent, CommandError>;
+
+    fn handle(
+        &mut self,
+        request: AlarmCommandRequest,
+        context: &mut Self::Context,
+    ) -> Self::Result {
+        let was_online = self.is_online();
+        let event = self.evaluator.command(&request.0, now_ms())?;
+        tracing::info!(
+            device.id = %self.id,
+            alarm.id = %event.alarm.id,
+            operator = %request.0.by,
+            transition = event.transition.as_str(),
+            "Alarm changed by operator"
+        );
+        self.publish_alarms(vec![event.clone()]);
+        if was_online != self.is_online() {
+            self.publish_presence();
+        }
+        self.arm_timer(context);
+        Ok(event)
     }
 }
 

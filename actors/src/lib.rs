@@ -16,7 +16,9 @@ pub mod shadow;
 pub mod telemetry;
 pub mod value;
 
-pub use actor::{DeviceActor, FrameBatch, PresenceReport, RulesReplaced, SnapshotQuery};
+pub use actor::{
+    AlarmCommandRequest, DeviceActor, FrameBatch, PresenceReport, RulesReplaced, SnapshotQuery,
+};
 pub use device_id::{DeviceId, DeviceIdError};
 pub use device_types::{DeviceTypePattern, DeviceTypes};
 pub use events::{DeviceEvents, DeviceSnapshot, PresenceChange, ShadowChange};

@@ -10,11 +10,11 @@ use actix::{Actor, Addr, ArbiterHandle, Handler, MailboxError, Message};
 use dashmap::DashMap;
 use parking_lot::RwLock;
 
-use crate::actor::{DeviceActor, RulesReplaced, SnapshotQuery};
+use crate::actor::{AlarmCommandRequest, DeviceActor, RulesReplaced, SnapshotQuery};
 use crate::device_id::DeviceId;
 use crate::device_types::DeviceTypes;
 use crate::events::{DeviceEvents, DeviceSnapshot};
-use crate::rules::RuleBook;
+use crate::rules::{AlarmCommand, AlarmEvent, CommandError, RuleBook};
 use crate::runtime::ActorRuntime;
 use crate::telemetry::{RegistryActorsCounted, RegistryMailboxFull};
 
@@ -92,6 +92,32 @@ impl DeviceRegistry {
             return Ok(None);
         };
         address.send(SnapshotQuery).await.map(Some)
+    }
+
+    /// Applies an operator's request to the alarm it names; the device is the first part of
+    /// the alarm id.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`CommandError::NotFound`] when the id names no device with an actor or no
+    /// alarm of that device, and the actor's error otherwise.
+    pub async fn command_alarm(&self, command: AlarmCommand) -> Result<AlarmEvent, CommandError> {
+        let not_found = || CommandError::NotFound(command.alarm_id.clone());
+        let device = command
+            .alarm_id
+            .split('/')
+            .next()
+            .and_then(|id| DeviceId::parse(id).ok())
+            .ok_or_else(not_found)?;
+        let address = self
+            .actors
+            .get(&device)
+            .map(|entry| entry.clone())
+            .ok_or_else(not_found)?;
+        address
+            .send(AlarmCommandRequest(command.clone()))
+            .await
+            .map_err(|_| not_found())?
     }
 
     /// Swaps in a new rule book: actors created from now on use it, and every existing actor

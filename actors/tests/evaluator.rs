@@ -8,7 +8,10 @@
 
 use std::sync::Arc;
 
-use valmetal_actors::rules::{AlarmEvent, RuleEvaluator, RuleSet, Severity, Transition, rule_file};
+use valmetal_actors::rules::{
+    AlarmAction, AlarmCommand, AlarmEvent, CommandError, RuleEvaluator, RuleSet, Severity,
+    Transition, rule_file,
+};
 use valmetal_actors::{DeviceId, Frame, Shadow, Value};
 
 const MINUTE: i64 = 60_000;
@@ -365,4 +368,137 @@ when = { count = { key = "door", equals = true }, at_least = 3, within = "10m" }
         Some(4 * MINUTE),
         "the third opening"
     );
+}
+
+fn command(
+    device: &mut Device,
+    alarm_id: &str,
+    action: AlarmAction,
+    now: i64,
+) -> Result<AlarmEvent, CommandError> {
+    let command = AlarmCommand {
+        alarm_id: alarm_id.to_owned(),
+        action,
+        by: Arc::from("alice"),
+    };
+    let result = device.evaluator.command(&command, now);
+    if let Ok(event) = &result {
+        device.events.push(event.clone());
+    }
+    result
+}
+
+const HOT: &str = "device_type = \"m\"\n[[rule]]\nid = \"hot\"\nreraise_after = \"10m\"\nwhen = { key = \"t\", above = 30.0 }\n";
+
+#[test]
+fn manual_clear_reraises_while_condition_holds() {
+    let mut device = Device::new(HOT);
+    device.number(0, "t", 31.0);
+    let first = device.events[0].alarm.id.to_string();
+    let cleared = command(&mut device, &first, AlarmAction::Clear, MINUTE).unwrap();
+    assert_eq!(cleared.transition, Transition::Cleared);
+    assert_eq!(&*cleared.operator.unwrap().by, "alice");
+    assert_eq!(
+        cleared.alarm.cleared_by.as_ref().map(|action| &*action.by),
+        Some("alice")
+    );
+    device.number(5 * MINUTE, "t", 32.0);
+    assert_eq!(
+        device.events.len(),
+        2,
+        "no re-raise before the 10 min delay"
+    );
+    assert_eq!(device.evaluator.next_deadline(), Some(11 * MINUTE));
+    device.tick(11 * MINUTE);
+    let again = device.events.last().unwrap();
+    assert_eq!(again.transition, Transition::Raised);
+    assert_ne!(&*again.alarm.id, first, "the re-raise is a new alarm");
+}
+
+#[test]
+fn manual_clear_stays_clear_once_condition_ends() {
+    let mut device = Device::new(HOT);
+    device.number(0, "t", 31.0);
+    let id = device.events[0].alarm.id.to_string();
+    command(&mut device, &id, AlarmAction::Clear, MINUTE).unwrap();
+    device.number(2 * MINUTE, "t", 25.0);
+    device.tick(11 * MINUTE);
+    assert_eq!(device.events.len(), 2);
+}
+
+#[test]
+fn acknowledge_applies_to_active_and_cleared() {
+    let mut device = Device::new(HOT);
+    device.number(0, "t", 31.0);
+    let id = device.events[0].alarm.id.to_string();
+    let acknowledged = command(&mut device, &id, AlarmAction::Acknowledge, MINUTE).unwrap();
+    assert_eq!(
+        acknowledged
+            .alarm
+            .acknowledged
+            .as_ref()
+            .map(|action| action.at),
+        Some(MINUTE)
+    );
+    let again = command(&mut device, &id, AlarmAction::Acknowledge, MINUTE).unwrap_err();
+    assert!(matches!(again, CommandError::Conflict { .. }), "{again}");
+    device.number(2 * MINUTE, "t", 25.0);
+    assert_eq!(
+        device.evaluator.alarms_in_view().count(),
+        0,
+        "an acknowledged alarm leaves view when it clears"
+    );
+
+    device.number(3 * MINUTE, "t", 35.0);
+    let second = device.events.last().unwrap().alarm.id.to_string();
+    device.number(4 * MINUTE, "t", 25.0);
+    assert_eq!(
+        device.evaluator.alarms_in_view().count(),
+        1,
+        "cleared but not acknowledged stays in view"
+    );
+    let shelve = command(
+        &mut device,
+        &second,
+        AlarmAction::Shelve { until: 9 * MINUTE },
+        5 * MINUTE,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(shelve, CommandError::Conflict { .. }),
+        "a cleared alarm can only be acknowledged"
+    );
+    command(&mut device, &second, AlarmAction::Acknowledge, 5 * MINUTE).unwrap();
+    assert_eq!(device.evaluator.alarms_in_view().count(), 0);
+    let missing = command(
+        &mut device,
+        "dev-1/hot/1",
+        AlarmAction::Acknowledge,
+        6 * MINUTE,
+    )
+    .unwrap_err();
+    assert_eq!(missing, CommandError::NotFound("dev-1/hot/1".into()));
+}
+
+#[test]
+fn shelving_ends_at_its_time() {
+    let mut device = Device::new(HOT);
+    device.number(0, "t", 31.0);
+    let id = device.events[0].alarm.id.to_string();
+    let past = command(&mut device, &id, AlarmAction::Shelve { until: 0 }, MINUTE).unwrap_err();
+    assert!(matches!(past, CommandError::Conflict { .. }));
+    let shelved = command(
+        &mut device,
+        &id,
+        AlarmAction::Shelve { until: 30 * MINUTE },
+        MINUTE,
+    )
+    .unwrap();
+    assert_eq!(shelved.alarm.shelved_until, Some(30 * MINUTE));
+    assert_eq!(device.evaluator.next_deadline(), Some(30 * MINUTE));
+    device.tick(30 * MINUTE);
+    let unshelved = device.events.last().unwrap();
+    assert_eq!(unshelved.transition, Transition::Unshelved);
+    assert!(unshelved.operator.is_none(), "the timer ended the shelving");
+    assert_eq!(unshelved.alarm.shelved_until, None);
 }

@@ -251,8 +251,11 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
+        let sections = Env::prefixed(ENV_PREFIX)
+            .filter(|key| is_section_key(key.as_str()))
+            .split("__");
         let config: Config = figment
-            .merge(Env::prefixed(ENV_PREFIX).split("__"))
+            .merge(sections)
             .extract()
             .map_err(|error| ConfigError::Parse(Box::new(error)))?;
         config.validate()?;
@@ -295,6 +298,18 @@ impl Config {
     }
 }
 
+/// Sections that `VALMETAL_{SECTION}__{KEY}` variables may set. Other `VALMETAL_` variables,
+/// such as the test suite's `VALMETAL_TEST_MQTT_ADDR`, are not configuration and are ignored.
+const ENV_SECTIONS: [&str; 6] = ["mqtt", "http", "storage", "rules", "actors", "gateway"];
+
+fn is_section_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ENV_SECTIONS.iter().any(|section| {
+        key.strip_prefix(section)
+            .is_some_and(|rest| rest.starts_with("__"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,6 +348,21 @@ mod tests {
         assert_eq!(config.mqtt.topic_prefix, "farm/a");
         assert_eq!(config.mqtt.host, "127.0.0.1");
         assert_eq!(config.http.addr.port(), 0);
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err, reason = "figment::Jail fixes the closure's error type")]
+    fn load_takes_section_variables_only() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("VALMETAL_MQTT__PORT", "1999");
+            jail.set_env("VALMETAL_HTTP__ADDR", "127.0.0.1:9999");
+            jail.set_env("VALMETAL_TEST_MQTT_ADDR", "127.0.0.1:1");
+            jail.set_env("VALMETAL_UPDATE_SCREENSHOTS", "1");
+            let config = Config::load(None).map_err(|error| error.to_string())?;
+            assert_eq!(config.mqtt.port, 1999);
+            assert_eq!(config.http.addr.port(), 9999);
+            Ok(())
+        });
     }
 
     #[test]

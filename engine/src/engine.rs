@@ -98,6 +98,7 @@ impl RunningEngine {
         let ingest = MqttIngest::new(config.mqtt.clone(), Arc::clone(&registry)).start();
         let state = Arc::new(HttpState {
             hub: Arc::clone(&hub),
+            registry: Arc::clone(&registry),
             history: history.clone(),
             metrics,
             broker_connected: ingest.connected_flag(),

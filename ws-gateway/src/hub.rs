@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
-use valmetal_actors::rules::{AlarmEvent, Transition};
+use valmetal_actors::rules::evaluator::MAX_UNACKNOWLEDGED;
+use valmetal_actors::rules::{Alarm, AlarmEvent, AlarmState, Transition};
 use valmetal_actors::{DeviceId, PresenceChange, ShadowChange};
 
 use crate::client_queue::{ClientQueue, QueuedEvent};
@@ -85,14 +86,12 @@ impl Hub {
     pub fn publish_alarm(&self, event: &AlarmEvent) {
         let alarm = &event.alarm;
         if let Some(mut view) = self.views.get_mut(&alarm.device) {
-            view.alarms.retain(|open| open.rule != alarm.rule);
-            if event.transition == Transition::Raised {
-                view.alarms.push(alarm.clone());
-            }
+            apply_alarm(&mut view.alarms, event);
         }
         let text: Arc<str> = ServerMessage::Alarm {
             transition: event.transition,
             alarm,
+            operator: event.operator.as_ref(),
         }
         .to_json()
         .into();
@@ -101,6 +100,13 @@ impl Hub {
                 .queue
                 .push_event(QueuedEvent::Text(Arc::clone(&text)))
         });
+    }
+
+    /// Returns the alarm with `id`, open or cleared and awaiting acknowledgement.
+    pub fn alarm(&self, id: &str) -> Option<Alarm> {
+        let device = DeviceId::parse(id.split('/').next()?).ok()?;
+        let view = self.views.get(&device)?;
+        view.alarms.iter().find(|alarm| &*alarm.id == id).cloned()
     }
 
     /// Records a presence change and queues it for every subscriber of the device.
@@ -274,5 +280,37 @@ impl Hub {
 impl Default for Hub {
     fn default() -> Self {
         Self::new(DEFAULT_MAX_QUEUED_EVENTS)
+    }
+}
+
+/// Updates a device's list of alarms in view: open alarms, and cleared ones until an
+/// operator acknowledges them.
+fn apply_alarm(alarms: &mut Vec<Alarm>, event: &AlarmEvent) {
+    let alarm = &event.alarm;
+    let position = alarms.iter().position(|known| known.id == alarm.id);
+    let stays_in_view = match event.transition {
+        Transition::Cleared => alarm.acknowledged.is_none(),
+        Transition::Acknowledged => alarm.state == AlarmState::Active,
+        _ => true,
+    };
+    match (position, stays_in_view) {
+        (Some(index), true) => alarms[index] = alarm.clone(),
+        (Some(index), false) => {
+            alarms.remove(index);
+        }
+        (None, true) => alarms.push(alarm.clone()),
+        (None, false) => {}
+    }
+    let cleared = alarms
+        .iter()
+        .filter(|known| known.state == AlarmState::Cleared)
+        .count();
+    if cleared > MAX_UNACKNOWLEDGED {
+        if let Some(oldest) = alarms
+            .iter()
+            .position(|known| known.state == AlarmState::Cleared)
+        {
+            alarms.remove(oldest);
+        }
     }
 }

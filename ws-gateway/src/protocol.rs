@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
-use valmetal_actors::rules::{Alarm, Transition};
+use valmetal_actors::rules::{Alarm, OperatorAction, Transition};
 use valmetal_actors::{DeviceId, ReportedValue};
 
 /// Version of this protocol, sent in `hello`.
@@ -95,6 +95,8 @@ pub enum ServerMessage<'a> {
     Alarm {
         transition: Transition,
         alarm: &'a Alarm,
+        /// The operator who made the transition; null when the rule or its timer did.
+        operator: Option<&'a OperatorAction>,
     },
     Status {
         device: &'a DeviceId,

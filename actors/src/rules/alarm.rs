@@ -68,6 +68,22 @@ pub struct Alarm {
     /// True while the rule's condition flips faster than its flapping limit allows; the alarm
     /// then stays active and individual flips are not reported.
     pub flapping: bool,
+    /// The operator who acknowledged the alarm, and when (engine time).
+    pub acknowledged: Option<OperatorAction>,
+    /// The operator who cleared the alarm by hand, and when; `None` for a clear by the rule.
+    pub cleared_by: Option<OperatorAction>,
+    /// The operator who shelved the alarm, and when; `shelved_until` says until when.
+    pub shelved: Option<OperatorAction>,
+    /// Engine time at which a shelved alarm returns to view.
+    pub shelved_until: Option<i64>,
+}
+
+/// Who did something to an alarm, and when.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperatorAction {
+    pub by: Arc<str>,
+    /// Engine time, in milliseconds since the Unix epoch.
+    pub at: i64,
 }
 
 /// One input value recorded when an alarm was raised.
@@ -91,6 +107,12 @@ pub enum Transition {
     Flapping,
     /// Flipping stopped while the condition still holds; the alarm stays active.
     Settled,
+    /// An operator acknowledged the alarm, active or cleared.
+    Acknowledged,
+    /// An operator shelved the active alarm until a time.
+    Shelved,
+    /// The shelving ended, by an operator or because its time passed.
+    Unshelved,
 }
 
 impl Transition {
@@ -102,6 +124,9 @@ impl Transition {
             Self::Escalated => "escalated",
             Self::Flapping => "flapping",
             Self::Settled => "settled",
+            Self::Acknowledged => "acknowledged",
+            Self::Shelved => "shelved",
+            Self::Unshelved => "unshelved",
         }
     }
 }
@@ -111,4 +136,6 @@ impl Transition {
 pub struct AlarmEvent {
     pub transition: Transition,
     pub alarm: Alarm,
+    /// The operator who caused the transition; `None` when the rule or its timer did.
+    pub operator: Option<OperatorAction>,
 }

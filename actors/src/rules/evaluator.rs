@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::alarm::{Alarm, AlarmEvent, AlarmInput, AlarmState, Transition};
+use super::alarm::{Alarm, AlarmEvent, AlarmInput, AlarmState, OperatorAction, Transition};
 use super::condition::{Condition, Leaf, format_number};
 use super::leaf_state::{LeafState, duration_ms};
 use super::template::{self, TemplateContext};
@@ -34,6 +34,8 @@ struct RuleState {
     /// Engine times of recent changes of `wanted`, for flapping detection.
     flips: VecDeque<i64>,
     flapping: bool,
+    /// After a manual clear, engine time before which the rule does not raise again.
+    suppressed_until: Option<i64>,
 }
 
 impl RuleState {
@@ -59,6 +61,7 @@ impl RuleState {
             wanted: false,
             flips: VecDeque::new(),
             flapping: false,
+            suppressed_until: None,
         }
     }
 }
@@ -78,7 +81,49 @@ pub struct RuleEvaluator {
     device: DeviceId,
     rules: Arc<RuleSet>,
     states: Vec<RuleState>,
+    /// Cleared alarms no operator has acknowledged yet, oldest first.
+    unacknowledged: VecDeque<Alarm>,
     last_raised_at: i64,
+}
+
+/// Cleared, unacknowledged alarms kept per device; the oldest is dropped beyond this, and
+/// stays in the alarm history.
+pub const MAX_UNACKNOWLEDGED: usize = 32;
+
+/// What an operator does to an alarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlarmAction {
+    Acknowledge,
+    /// Clears an active alarm by hand; if the condition still holds, the rule raises a new
+    /// alarm after its `reraise_after`.
+    Clear,
+    /// Hides an active alarm until the engine time given.
+    Shelve {
+        until: i64,
+    },
+    Unshelve,
+}
+
+/// An operator's request on one alarm.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmCommand {
+    pub alarm_id: String,
+    pub action: AlarmAction,
+    /// Who asks; recorded in the alarm.
+    pub by: Arc<str>,
+}
+
+/// Error applying an operator's request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("alarm `{0}` is not open or awaiting acknowledgement on this device")]
+    NotFound(String),
+    #[error("alarm `{id}` cannot be {action}: {reason}")]
+    Conflict {
+        id: String,
+        action: &'static str,
+        reason: String,
+    },
 }
 
 impl RuleEvaluator {
@@ -93,6 +138,7 @@ impl RuleEvaluator {
             device,
             rules,
             states,
+            unacknowledged: VecDeque::new(),
             last_raised_at: 0,
         }
     }
@@ -165,6 +211,136 @@ impl RuleEvaluator {
     /// Returns the open alarms.
     pub fn open_alarms(&self) -> impl Iterator<Item = &Alarm> {
         self.states.iter().filter_map(|state| state.open.as_ref())
+    }
+
+    /// Returns the open alarms, then the cleared ones still awaiting acknowledgement.
+    pub fn alarms_in_view(&self) -> impl Iterator<Item = &Alarm> {
+        self.open_alarms().chain(&self.unacknowledged)
+    }
+
+    /// Applies an operator's request at engine time `now`.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`CommandError::NotFound`] when no open or unacknowledged alarm has the id, and
+    /// [`CommandError::Conflict`] when the action does not fit the alarm's state.
+    pub fn command(
+        &mut self,
+        command: &AlarmCommand,
+        now: i64,
+    ) -> Result<AlarmEvent, CommandError> {
+        let action = OperatorAction {
+            by: Arc::clone(&command.by),
+            at: now,
+        };
+        let open_index = self.states.iter().position(|state| {
+            state
+                .open
+                .as_ref()
+                .is_some_and(|alarm| *alarm.id == *command.alarm_id)
+        });
+        let Some(index) = open_index else {
+            return self.acknowledge_cleared(command, action);
+        };
+        let conflict = |action_name: &'static str, reason: &str| CommandError::Conflict {
+            id: command.alarm_id.clone(),
+            action: action_name,
+            reason: reason.to_owned(),
+        };
+        let rule = Arc::clone(&self.rules.rules[index]);
+        let state = &mut self.states[index];
+        let Some(alarm) = state.open.as_mut() else {
+            return Err(CommandError::NotFound(command.alarm_id.clone()));
+        };
+        match command.action {
+            AlarmAction::Acknowledge => {
+                if let Some(previous) = &alarm.acknowledged {
+                    return Err(conflict(
+                        "acknowledged",
+                        &format!("already acknowledged by {}", previous.by),
+                    ));
+                }
+                alarm.acknowledged = Some(action.clone());
+                Ok(AlarmEvent {
+                    transition: Transition::Acknowledged,
+                    alarm: alarm.clone(),
+                    operator: Some(action),
+                })
+            }
+            AlarmAction::Shelve { until } => {
+                if until <= now {
+                    return Err(conflict("shelved", "the shelving time is already past"));
+                }
+                alarm.shelved = Some(action.clone());
+                alarm.shelved_until = Some(until);
+                Ok(AlarmEvent {
+                    transition: Transition::Shelved,
+                    alarm: alarm.clone(),
+                    operator: Some(action),
+                })
+            }
+            AlarmAction::Unshelve => {
+                if alarm.shelved_until.is_none() {
+                    return Err(conflict("unshelved", "it is not shelved"));
+                }
+                alarm.shelved = None;
+                alarm.shelved_until = None;
+                Ok(AlarmEvent {
+                    transition: Transition::Unshelved,
+                    alarm: alarm.clone(),
+                    operator: Some(action),
+                })
+            }
+            AlarmAction::Clear => {
+                state.suppressed_until = Some(now + duration_ms(rule.reraise_after));
+                let mut alarm = state
+                    .open
+                    .take()
+                    .ok_or_else(|| CommandError::NotFound(command.alarm_id.clone()))?;
+                alarm.cleared_by = Some(action);
+                let moment_shadow = Shadow::default();
+                let event = self.closed_alarm_event(
+                    alarm,
+                    Moment {
+                        now,
+                        frame: None,
+                        shadow: &moment_shadow,
+                    },
+                );
+                Ok(event)
+            }
+        }
+    }
+
+    fn acknowledge_cleared(
+        &mut self,
+        command: &AlarmCommand,
+        action: OperatorAction,
+    ) -> Result<AlarmEvent, CommandError> {
+        let position = self
+            .unacknowledged
+            .iter()
+            .position(|alarm| *alarm.id == *command.alarm_id);
+        let Some(position) = position else {
+            return Err(CommandError::NotFound(command.alarm_id.clone()));
+        };
+        if command.action != AlarmAction::Acknowledge {
+            return Err(CommandError::Conflict {
+                id: command.alarm_id.clone(),
+                action: "changed",
+                reason: "it is cleared; a cleared alarm can only be acknowledged".to_owned(),
+            });
+        }
+        let mut alarm = self
+            .unacknowledged
+            .remove(position)
+            .ok_or_else(|| CommandError::NotFound(command.alarm_id.clone()))?;
+        alarm.acknowledged = Some(action.clone());
+        Ok(AlarmEvent {
+            transition: Transition::Acknowledged,
+            alarm,
+            operator: Some(action),
+        })
     }
 
     /// Returns true while an alarm is open on a rule that watches the device's silence as a
@@ -250,8 +426,17 @@ impl RuleEvaluator {
                 return self.start_flapping(index, rule, moment);
             }
         }
-        let is_open = self.states[index].open.is_some();
+        events.extend(self.unshelve_if_due(index, moment.now));
+        let state = &mut self.states[index];
+        let suppressed = state
+            .suppressed_until
+            .is_some_and(|until| moment.now < until);
+        if !suppressed {
+            state.suppressed_until = None;
+        }
+        let is_open = state.open.is_some();
         match (wanted, is_open) {
+            (true, false) if suppressed => {}
             (true, false) => events.push(self.raise(index, rule, moment, false)),
             (false, true) => events.extend(self.clear(index, moment)),
             (true, true) => events.extend(self.escalate(index, rule, moment)),
@@ -325,6 +510,10 @@ impl RuleEvaluator {
             rule_version: Arc::clone(&self.rules.version),
             inputs: inputs(rule, moment.shadow),
             flapping,
+            acknowledged: None,
+            cleared_by: None,
+            shelved: None,
+            shelved_until: None,
         };
         let state = &mut self.states[index];
         state.open = Some(alarm.clone());
@@ -334,6 +523,7 @@ impl RuleEvaluator {
         AlarmEvent {
             transition: Transition::Raised,
             alarm,
+            operator: None,
         }
     }
 
@@ -342,20 +532,45 @@ impl RuleEvaluator {
         Some(self.closed_alarm_event(alarm, moment))
     }
 
-    fn closed_alarm_event(&self, mut alarm: Alarm, moment: Moment<'_>) -> AlarmEvent {
+    /// Closes `alarm` and keeps it for acknowledgement unless an operator already did.
+    fn closed_alarm_event(&mut self, mut alarm: Alarm, moment: Moment<'_>) -> AlarmEvent {
         alarm.state = AlarmState::Cleared;
         alarm.cleared_at = Some(moment.now.max(alarm.raised_at));
         alarm.cleared_frame_ts = moment.frame.map(|frame| frame.ts);
         alarm.flapping = false;
+        alarm.shelved = None;
+        alarm.shelved_until = None;
         if let (Some(frame), Some(key)) = (moment.frame, alarm.key.as_deref()) {
             if let Some((_, value)) = frame.values.iter().find(|(name, _)| &**name == key) {
                 alarm.value = Some(value.clone());
             }
         }
+        if alarm.acknowledged.is_none() {
+            if self.unacknowledged.len() >= MAX_UNACKNOWLEDGED {
+                self.unacknowledged.pop_front();
+            }
+            self.unacknowledged.push_back(alarm.clone());
+        }
+        let operator = alarm.cleared_by.clone();
         AlarmEvent {
             transition: Transition::Cleared,
             alarm,
+            operator,
         }
+    }
+
+    fn unshelve_if_due(&mut self, index: usize, now: i64) -> Option<AlarmEvent> {
+        let alarm = self.states[index].open.as_mut()?;
+        if alarm.shelved_until.is_none_or(|until| now < until) {
+            return None;
+        }
+        alarm.shelved = None;
+        alarm.shelved_until = None;
+        Some(AlarmEvent {
+            transition: Transition::Unshelved,
+            alarm: alarm.clone(),
+            operator: None,
+        })
     }
 
     fn escalate(&mut self, index: usize, rule: &Rule, moment: Moment<'_>) -> Vec<AlarmEvent> {
@@ -372,6 +587,7 @@ impl RuleEvaluator {
             events.push(AlarmEvent {
                 transition: Transition::Escalated,
                 alarm: alarm.clone(),
+                operator: None,
             });
         }
         events
@@ -385,6 +601,7 @@ impl RuleEvaluator {
                 vec![AlarmEvent {
                     transition: Transition::Flapping,
                     alarm: alarm.clone(),
+                    operator: None,
                 }]
             }
             None => vec![self.raise(index, rule, moment, true)],
@@ -406,6 +623,7 @@ impl RuleEvaluator {
         vec![AlarmEvent {
             transition: Transition::Settled,
             alarm: alarm.clone(),
+            operator: None,
         }]
     }
 
@@ -467,7 +685,11 @@ fn rule_deadline(rule: &Rule, state: &RuleState) -> Option<i64> {
     if let ClearMode::When(condition) = &rule.clear {
         deadlines.push(leaf_deadline(condition, &state.clear_leaves));
     }
+    if let (Some(until), true) = (state.suppressed_until, state.wanted && state.open.is_none()) {
+        deadlines.push(Some(until));
+    }
     if let Some(alarm) = &state.open {
+        deadlines.push(alarm.shelved_until);
         if let ClearMode::AfterSilence(after) = rule.clear {
             deadlines.push(Some(state.last_trigger + duration_ms(after)));
         }

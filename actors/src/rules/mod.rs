@@ -12,9 +12,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use alarm::{Alarm, AlarmEvent, AlarmInput, AlarmState, Severity, Transition};
+pub use alarm::{Alarm, AlarmEvent, AlarmInput, AlarmState, OperatorAction, Severity, Transition};
 pub use condition::{Condition, Direction, Leaf, Threshold, Verdict};
-pub use evaluator::RuleEvaluator;
+pub use evaluator::{AlarmAction, AlarmCommand, CommandError, RuleEvaluator};
 pub use rule_file::RuleFileError;
 
 /// One alarm rule.
@@ -33,7 +33,14 @@ pub struct Rule {
     pub escalations: Vec<Escalation>,
     /// More than `transitions` raises and clears within `window` make the alarm flapping.
     pub flapping: Option<FlappingLimit>,
+    /// After an operator clears the alarm while the condition still holds, the rule waits this
+    /// long (engine clock) before raising it again as a new alarm.
+    pub reraise_after: Duration,
 }
+
+/// Wait before a hand-cleared alarm whose condition still holds is raised again, when a rule
+/// does not set `reraise_after`.
+pub const DEFAULT_RERAISE_AFTER: Duration = Duration::from_secs(5 * 60);
 
 /// The way an active alarm clears.
 #[derive(Debug, Clone, PartialEq)]

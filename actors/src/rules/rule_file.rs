@@ -26,7 +26,7 @@ use toml::Spanned;
 use super::alarm::Severity;
 use super::condition::{Condition, Direction, Leaf, Range, Threshold};
 use super::template;
-use super::{ClearMode, Escalation, FlappingLimit, Rule, RuleSet};
+use super::{ClearMode, DEFAULT_RERAISE_AFTER, Escalation, FlappingLimit, Rule, RuleSet};
 use crate::value::Value;
 
 /// Shortest duration a rule may use, so a typo such as `"1ms"` cannot make a rule spin.
@@ -73,6 +73,8 @@ struct RuleSpec {
     #[serde(default)]
     escalate: Vec<EscalationSpec>,
     flapping: Option<FlappingSpec>,
+    #[serde(default, with = "humantime_serde")]
+    reraise_after: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -213,6 +215,7 @@ fn build_rule(spec: &RuleSpec) -> Result<Rule, Vec<String>> {
     let condition = build_condition(&spec.when, "when", &mut problems);
     let clear = build_clear(spec, &mut problems);
     check_duration(spec.hold_for, "for", &mut problems);
+    check_duration(spec.reraise_after, "reraise_after", &mut problems);
     let mut escalations = Vec::new();
     for (index, step) in spec.escalate.iter().enumerate() {
         check_duration(
@@ -253,6 +256,7 @@ fn build_rule(spec: &RuleSpec) -> Result<Rule, Vec<String>> {
             clear,
             escalations,
             flapping,
+            reraise_after: spec.reraise_after.unwrap_or(DEFAULT_RERAISE_AFTER),
         }),
         _ => Err(problems),
     }

@@ -5,7 +5,8 @@ CREATE TABLE alarm_events (
     device_id   TEXT    NOT NULL,
     rule_id     TEXT    NOT NULL,
     severity    TEXT    NOT NULL,
-    transition  TEXT    NOT NULL CHECK (transition IN ('raised', 'cleared', 'escalated', 'flapping', 'settled')),
+    transition  TEXT    NOT NULL CHECK (transition IN ('raised', 'cleared', 'escalated', 'flapping', 'settled',
+                                                    'acknowledged', 'shelved', 'unshelved')),
     key         TEXT,
     value       TEXT,
     message     TEXT    NOT NULL,
@@ -16,6 +17,8 @@ CREATE TABLE alarm_events (
     rule_version TEXT NOT NULL DEFAULT '',
     inputs      TEXT    NOT NULL DEFAULT '[]',
     flapping    INTEGER NOT NULL DEFAULT 0,
+    operator    TEXT,
+    shelved_until INTEGER,
     recorded_at INTEGER NOT NULL
 );
 

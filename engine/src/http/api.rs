@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use valmetal_actors::DeviceId;
-use valmetal_actors::rules::Alarm;
+use valmetal_actors::rules::{Alarm, AlarmAction, AlarmCommand, AlarmState, CommandError};
 use valmetal_ws_gateway::protocol::DeviceState;
 
 use super::HttpState;
@@ -89,9 +89,12 @@ pub async fn get_device(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlarmQuery {
-    /// `true`: the alarms active now; otherwise the history of transitions, newest first.
+    /// `true`: the alarms active now.
     #[serde(default)]
     active: bool,
+    /// `true`: the alarms no operator has acknowledged, active or cleared.
+    #[serde(default)]
+    unacknowledged: bool,
     device: Option<String>,
     limit: Option<u32>,
 }
@@ -112,12 +115,14 @@ pub async fn list_alarms(
                 error.to_string(),
             )
         })?;
-    if query.active {
+    if query.active || query.unacknowledged {
         let devices = device.map(|device| vec![device]);
         let states = state.hub.device_states(devices.as_deref());
         let alarms: Vec<&Alarm> = states
             .iter()
             .flat_map(|device| device.alarms.iter())
+            .filter(|alarm| !query.active || alarm.state == AlarmState::Active)
+            .filter(|alarm| !query.unacknowledged || alarm.acknowledged.is_none())
             .collect();
         return Ok(Json(serde_json::json!({ "alarms": alarms })).into_response());
     }
@@ -143,4 +148,118 @@ pub async fn list_alarms(
             )
         })?;
     Ok(Json(serde_json::json!({ "events": records })).into_response())
+}
+
+/// Body of an operator's request on an alarm.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmActionBody {
+    /// Who acts; recorded in the alarm.
+    by: String,
+    /// For `shelve`: until when, RFC 3339.
+    until: Option<String>,
+    /// For `shelve`: for how long, e.g. `"2h"`, instead of `until`.
+    #[serde(rename = "for")]
+    duration: Option<String>,
+}
+
+/// Path of one alarm: its id is `{device}/{rule}/{raised_at}`.
+#[derive(Debug, Deserialize)]
+pub struct AlarmPath {
+    device: String,
+    rule: String,
+    raised_at: i64,
+}
+
+pub async fn get_alarm(
+    State(state): State<Arc<HttpState>>,
+    Path(path): Path<AlarmPath>,
+) -> Result<Response, ApiError> {
+    let id = format!("{}/{}/{}", path.device, path.rule, path.raised_at);
+    let alarm = state.hub.alarm(&id).ok_or_else(|| alarm_not_found(&id))?;
+    Ok(Json(alarm).into_response())
+}
+
+pub async fn act_on_alarm(
+    State(state): State<Arc<HttpState>>,
+    Path((device, rule, raised_at, action)): Path<(String, String, i64, String)>,
+    body: Option<Json<AlarmActionBody>>,
+) -> Result<Response, ApiError> {
+    let id = format!("{device}/{rule}/{raised_at}");
+    let Some(Json(body)) = body else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "send a JSON body such as {\"by\": \"alice\"}",
+        ));
+    };
+    let by = body.by.trim();
+    if by.is_empty() || by.len() > 128 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "`by` must name who acts, 1 to 128 characters",
+        ));
+    }
+    let action = parse_action(&action, &body)?;
+    let command = AlarmCommand {
+        alarm_id: id.clone(),
+        action,
+        by: Arc::from(by),
+    };
+    match state.registry.command_alarm(command).await {
+        Ok(event) => Ok(Json(event).into_response()),
+        Err(CommandError::NotFound(_)) => Err(alarm_not_found(&id)),
+        Err(error @ CommandError::Conflict { .. }) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "alarm_state_conflict",
+            error.to_string(),
+        )),
+    }
+}
+
+fn parse_action(action: &str, body: &AlarmActionBody) -> Result<AlarmAction, ApiError> {
+    let invalid = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message);
+    match action {
+        "acknowledge" => Ok(AlarmAction::Acknowledge),
+        "clear" => Ok(AlarmAction::Clear),
+        "unshelve" => Ok(AlarmAction::Unshelve),
+        "shelve" => {
+            let until =
+                match (&body.until, &body.duration) {
+                    (Some(until), None) => chrono::DateTime::parse_from_rfc3339(until)
+                        .map_err(|error| {
+                            invalid(format!("`until` \"{until}\" is not RFC 3339 ({error})"))
+                        })?
+                        .timestamp_millis(),
+                    (None, Some(duration)) => {
+                        let duration = humantime::parse_duration(duration).map_err(|error| {
+                            invalid(format!(
+                                "`for` \"{duration}\" is not a duration such as \"2h\" ({error})"
+                            ))
+                        })?;
+                        valmetal_actors::clock::now_ms()
+                            + i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 2)
+                    }
+                    _ => return Err(invalid(
+                        "shelving needs exactly one of `until` (RFC 3339) or `for` (e.g. \"2h\")"
+                            .to_owned(),
+                    )),
+                };
+            Ok(AlarmAction::Shelve { until })
+        }
+        other => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("unknown alarm action `{other}`; use acknowledge, clear, shelve or unshelve"),
+        )),
+    }
+}
+
+fn alarm_not_found(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "alarm_not_found",
+        format!("alarm `{id}` is not open or awaiting acknowledgement"),
+    )
 }

@@ -12,7 +12,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use valmetal_ws_gateway::Hub;
@@ -22,6 +22,7 @@ use crate::store::AlarmHistory;
 /// Shared state of the handlers.
 pub struct HttpState {
     pub hub: Arc<Hub>,
+    pub registry: Arc<valmetal_actors::DeviceRegistry>,
     pub history: AlarmHistory,
     pub metrics: PrometheusHandle,
     pub broker_connected: Arc<AtomicBool>,
@@ -65,7 +66,15 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/devices", get(api::list_devices))
         .route("/api/v1/devices/{id}", get(api::get_device))
-        .route("/api/v1/alarms", get(api::list_alarms));
+        .route("/api/v1/alarms", get(api::list_alarms))
+        .route(
+            "/api/v1/alarms/{device}/{rule}/{raised_at}",
+            get(api::get_alarm),
+        )
+        .route(
+            "/api/v1/alarms/{device}/{rule}/{raised_at}/{action}",
+            post(api::act_on_alarm),
+        );
     for asset in &assets::ASSETS {
         router = router.route(
             asset.path,

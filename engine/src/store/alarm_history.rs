@@ -57,6 +57,9 @@ pub struct AlarmRecord {
     /// The rule's input values at the raise, as JSON `[{"key", "value", "ts"}]`.
     pub inputs: serde_json::Value,
     pub flapping: bool,
+    /// The operator who made this transition; `None` when the rule or its timer did.
+    pub operator: Option<String>,
+    pub shelved_until: Option<i64>,
     pub recorded_at: i64,
 }
 
@@ -120,7 +123,7 @@ impl AlarmHistory {
             sqlx::query(
                 "INSERT INTO alarm_events (alarm_id, device_id, rule_id, severity, transition, key, value, \
                  message, raised_at, cleared_at, frame_ts, cleared_frame_ts, rule_version, inputs, flapping, \
-                 recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 operator, shelved_until, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&*alarm.id)
             .bind(alarm.device.as_str())
@@ -137,6 +140,8 @@ impl AlarmHistory {
             .bind(&*alarm.rule_version)
             .bind(serde_json::to_string(&alarm.inputs).unwrap_or_else(|_| "[]".to_owned()))
             .bind(alarm.flapping)
+            .bind(event.operator.as_ref().map(|operator| &*operator.by))
+            .bind(alarm.shelved_until)
             .bind(recorded_at)
             .execute(&mut *transaction)
             .await?;
@@ -156,7 +161,7 @@ impl AlarmHistory {
     ) -> Result<Vec<AlarmRecord>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT alarm_id, device_id, rule_id, severity, transition, key, value, message, raised_at, \
-             cleared_at, frame_ts, cleared_frame_ts, rule_version, inputs, flapping, recorded_at \
+             cleared_at, frame_ts, cleared_frame_ts, rule_version, inputs, flapping, operator, shelved_until, recorded_at \
              FROM alarm_events \
              WHERE (?1 IS NULL OR device_id = ?1) ORDER BY id DESC LIMIT ?2",
         )
@@ -204,6 +209,8 @@ fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AlarmRecord, sqlx::E
         rule_version: row.try_get("rule_version")?,
         inputs: serde_json::from_str(row.try_get::<&str, _>("inputs")?).unwrap_or_default(),
         flapping: row.try_get("flapping")?,
+        operator: row.try_get("operator")?,
+        shelved_until: row.try_get("shelved_until")?,
         recorded_at: row.try_get("recorded_at")?,
     })
 }
