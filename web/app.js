@@ -693,6 +693,7 @@ function renderTileValues(tile, device) {
     tile.values.textContent = '';
     for (const key of keys) {
       const row = createElement('div', 'tile-value');
+      row.dataset.key = key;
       const term = createElement('dt', '', keyInfo(key).label);
       term.title = key;
       const cell = createElement('dd');
