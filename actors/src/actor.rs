@@ -54,6 +54,8 @@ pub struct RulesReplaced(pub Arc<RuleBook>);
 pub struct DeviceActor {
     id: DeviceId,
     device_type: Arc<str>,
+    /// The farm whose rule overrides apply, if any.
+    farm: Option<Arc<str>>,
     shadow: Shadow,
     evaluator: RuleEvaluator,
     last_seen: Option<i64>,
@@ -68,6 +70,7 @@ impl DeviceActor {
     pub fn new(id: DeviceId, rules: Arc<RuleSet>, events: Arc<dyn DeviceEvents>) -> Self {
         Self {
             device_type: Arc::clone(&rules.device_type),
+            farm: None,
             evaluator: RuleEvaluator::new(id.clone(), rules),
             id,
             shadow: Shadow::default(),
@@ -76,6 +79,12 @@ impl DeviceActor {
             timer: None,
             events,
         }
+    }
+
+    /// Sets the farm, which later rule replacements use to pick the farm's overrides.
+    pub fn with_farm(mut self, farm: Option<Arc<str>>) -> Self {
+        self.farm = farm;
+        self
     }
 
     fn is_online(&self) -> bool {
@@ -275,7 +284,8 @@ impl Handler<RulesReplaced> for DeviceActor {
     type Result = ();
 
     fn handle(&mut self, message: RulesReplaced, context: &mut Self::Context) {
-        let rules = message.0.rules_for(&self.device_type);
+        let set = message.0.rules_for(&self.device_type);
+        let rules = RuleSet::for_device(&set, self.id.as_str(), self.farm.as_deref());
         if *rules == **self.evaluator.rules() {
             return;
         }

@@ -20,7 +20,7 @@ pub use actor::{
     AlarmCommandRequest, DeviceActor, FrameBatch, PresenceReport, RulesReplaced, SnapshotQuery,
 };
 pub use device_id::{DeviceId, DeviceIdError};
-pub use device_types::{DeviceTypePattern, DeviceTypes};
+pub use device_types::{DeviceTypePattern, DeviceTypes, FarmPattern, Farms};
 pub use events::{DeviceEvents, DeviceSnapshot, PresenceChange, ShadowChange};
 pub use registry::{ActorSetup, DeviceRegistry};
 pub use runtime::ActorRuntime;

@@ -12,9 +12,9 @@ use parking_lot::RwLock;
 
 use crate::actor::{AlarmCommandRequest, DeviceActor, RulesReplaced, SnapshotQuery};
 use crate::device_id::DeviceId;
-use crate::device_types::DeviceTypes;
+use crate::device_types::{DeviceTypes, Farms};
 use crate::events::{DeviceEvents, DeviceSnapshot};
-use crate::rules::{AlarmCommand, AlarmEvent, CommandError, RuleBook};
+use crate::rules::{AlarmCommand, AlarmEvent, CommandError, RuleBook, RuleSet};
 use crate::runtime::ActorRuntime;
 use crate::telemetry::{RegistryActorsCounted, RegistryMailboxFull};
 
@@ -25,6 +25,7 @@ pub const DEFAULT_MAILBOX_CAPACITY: usize = 256;
 pub struct ActorSetup {
     pub rules: RuleBook,
     pub device_types: DeviceTypes,
+    pub farms: Farms,
     pub events: Arc<dyn DeviceEvents>,
     pub mailbox_capacity: usize,
 }
@@ -164,13 +165,15 @@ impl DeviceRegistry {
     fn start_actor(&self, device: &DeviceId) -> Addr<DeviceActor> {
         let index = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
         let device_type = self.setup.device_types.type_of(device.as_str());
-        let rules = self.rules.read().rules_for(&device_type);
+        let farm = self.setup.farms.farm_of(device.as_str());
+        let set = self.rules.read().rules_for(&device_type);
+        let rules = RuleSet::for_device(&set, device.as_str(), farm.as_deref());
         let events = Arc::clone(&self.setup.events);
         let capacity = self.setup.mailbox_capacity;
         let device = device.clone();
         DeviceActor::start_in_arbiter(&self.arbiters[index], move |context| {
             context.set_mailbox_capacity(capacity);
-            DeviceActor::new(device, rules, events)
+            DeviceActor::new(device, rules, events).with_farm(farm)
         })
     }
 }

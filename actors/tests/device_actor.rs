@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use actix::{Actor, Addr};
 use parking_lot::Mutex;
-use valmetal_actors::rules::{AlarmEvent, Transition, rule_file};
+use valmetal_actors::rules::{AlarmEvent, AlarmState, Transition, rule_file};
 use valmetal_actors::{
     DeviceActor, DeviceEvents, DeviceId, Frame, FrameBatch, PresenceChange, PresenceReport,
     ShadowChange, SnapshotQuery, Value,
@@ -119,7 +119,12 @@ fn threshold_alarm_raises_and_clears_at_frames() {
         assert_eq!(recorder.transitions(), expected);
         let snapshot = actor.send(SnapshotQuery).await.unwrap();
         assert_eq!(snapshot.version, 6);
-        assert_eq!(snapshot.alarms.len(), 1);
+        let states: Vec<AlarmState> = snapshot.alarms.iter().map(|alarm| alarm.state).collect();
+        assert_eq!(
+            states,
+            vec![AlarmState::Active, AlarmState::Cleared],
+            "the unacknowledged clear stays in view"
+        );
     });
 }
 

@@ -502,3 +502,105 @@ fn shelving_ends_at_its_time() {
     assert!(unshelved.operator.is_none(), "the timer ended the shelving");
     assert_eq!(unshelved.alarm.shelved_until, None);
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever the values and their spacing, raises and clears alternate, one alarm is
+        /// open at a time, and a `for` rule never raises before its condition has held that
+        /// long without a break.
+        #[test]
+        fn transitions_alternate_and_respect_duration(
+            steps in proptest::collection::vec((1_i64..600_000, 20.0..40.0_f64), 1..120),
+        ) {
+            let mut device = Device::new(
+                "device_type = \"m\"\n[[rule]]\nid = \"hot\"\nfor = \"5m\"\nwhen = { key = \"t\", above = 30.0, clear_below = 28.0 }\n",
+            );
+            let mut ts = 0;
+            let mut above_since: Option<i64> = None;
+            for (gap, value) in steps {
+                ts += gap;
+                let before = device.events.len();
+                device.number(ts, "t", value);
+                // The test's own model of the threshold with its clear level.
+                if value > 30.0 {
+                    above_since.get_or_insert(ts);
+                } else if value < 28.0 {
+                    above_since = None;
+                }
+                for event in &device.events[before..] {
+                    if event.transition == Transition::Raised {
+                        let since = above_since.expect("raised while the condition holds");
+                        prop_assert!(ts - since >= 5 * MINUTE, "raised after {} ms above", ts - since);
+                    }
+                }
+                prop_assert!(device.evaluator.open_alarms().count() <= 1);
+            }
+            for pair in device.events.windows(2) {
+                prop_assert_ne!(pair[0].transition, pair[1].transition, "raises and clears alternate");
+            }
+        }
+    }
+}
+
+#[test]
+fn overrides_apply_by_farm_then_device() {
+    let text = r#"device_type = "feed_bin"
+[[rule]]
+id = "bin_low"
+when = { key = "w", below = 2.0, clear_above = 5.0 }
+
+[[override]]
+rule = "bin_low"
+farms = ["north"]
+severity = "minor"
+when = { key = "w", below = 3.0, clear_above = 6.0 }
+
+[[override]]
+rule = "bin_low"
+devices = ["bin-7"]
+when = { key = "w", below = 1.0, clear_above = 4.0 }
+"#;
+    let set = Arc::new(rule_file::parse(text, "feed_bin.toml").unwrap());
+    let limit = |device: &str, farm: Option<&str>| {
+        let rules = RuleSet::for_device(&set, device, farm);
+        (
+            rules.rules[0].condition.to_string(),
+            rules.rules[0].severity,
+        )
+    };
+    assert_eq!(
+        limit("bin-1", None),
+        ("w < 2 (clears > 5)".to_owned(), Severity::Major)
+    );
+    assert_eq!(
+        limit("bin-1", Some("north")),
+        ("w < 3 (clears > 6)".to_owned(), Severity::Minor)
+    );
+    assert_eq!(
+        limit("bin-7", Some("north")),
+        ("w < 1 (clears > 4)".to_owned(), Severity::Minor),
+        "device wins, farm's severity stays"
+    );
+    assert!(
+        Arc::ptr_eq(&RuleSet::for_device(&set, "bin-1", Some("south")), &set),
+        "no copy without overrides"
+    );
+}
+
+#[test]
+fn override_must_name_a_rule_and_scope() {
+    let text = "device_type = \"fan\"\n[[rule]]\nid = \"hot\"\nwhen = { key = \"t\", above = 1.0 }\n\n[[override]]\nrule = \"cold\"\n";
+    let error = rule_file::parse(text, "fan.toml").unwrap_err().to_string();
+    assert!(
+        error.contains("line 6, override of `cold`: no rule `cold`"),
+        "{error}"
+    );
+    assert!(
+        error.contains("set exactly one of `devices` or `farms`"),
+        "{error}"
+    );
+}

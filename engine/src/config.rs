@@ -10,7 +10,7 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
-use valmetal_actors::DeviceTypePattern;
+use valmetal_actors::{DeviceTypePattern, FarmPattern};
 
 /// Environment variable prefix of configuration overrides.
 pub const ENV_PREFIX: &str = "VALMETAL_";
@@ -27,6 +27,8 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// Device id patterns and the device type each gives; the first match wins.
     pub device_types: Vec<DeviceTypePattern>,
+    /// Device id patterns and the farm each gives, which selects rule overrides by farm.
+    pub farms: Vec<FarmPattern>,
 }
 
 /// The MQTT broker the engine subscribes to.
@@ -123,6 +125,7 @@ impl Default for Config {
             actors: ActorsConfig::default(),
             gateway: GatewayConfig::default(),
             device_types: default_device_types(),
+            farms: default_farms(),
         }
     }
 }
@@ -210,6 +213,14 @@ impl Default for GatewayConfig {
             max_queued_events: valmetal_ws_gateway::hub::DEFAULT_MAX_QUEUED_EVENTS,
         }
     }
+}
+
+fn default_farms() -> Vec<FarmPattern> {
+    let pattern = |pattern: &str, farm: &str| FarmPattern {
+        pattern: pattern.into(),
+        farm: farm.into(),
+    };
+    vec![pattern("feedbin-*", "odrc"), pattern("machine-*", "nab")]
 }
 
 fn default_device_types() -> Vec<DeviceTypePattern> {
@@ -351,7 +362,10 @@ mod tests {
     }
 
     #[test]
-    #[allow(clippy::result_large_err, reason = "figment::Jail fixes the closure's error type")]
+    #[allow(
+        clippy::result_large_err,
+        reason = "figment::Jail fixes the closure's error type"
+    )]
     fn load_takes_section_variables_only() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("VALMETAL_MQTT__PORT", "1999");

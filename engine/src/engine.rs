@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use valmetal_actors::rules::RuleBook;
-use valmetal_actors::{ActorRuntime, ActorSetup, DeviceRegistry, DeviceTypes};
+use valmetal_actors::{ActorRuntime, ActorSetup, DeviceRegistry, DeviceTypes, Farms};
 use valmetal_ws_gateway::Hub;
 
 use crate::config::Config;
@@ -90,6 +90,7 @@ impl RunningEngine {
         let setup = ActorSetup {
             rules,
             device_types: DeviceTypes::new(&config.device_types),
+            farms: Farms::new(&config.farms),
             events: Arc::new(EngineEvents::new(Arc::clone(&hub), alarm_queue)),
             mailbox_capacity: config.actors.mailbox_capacity,
         };

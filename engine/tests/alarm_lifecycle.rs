@@ -140,9 +140,7 @@ async fn operator_actions_reach_dashboard_and_history() {
 
     let mut transitions = Vec::new();
     for _ in 0..100 {
-        let (_, history) = engine
-            .get_json("/api/v1/alarms?device=feedbin-003")
-            .await;
+        let (_, history) = engine.get_json("/api/v1/alarms?device=feedbin-003").await;
         transitions = history["events"]
             .as_array()
             .unwrap()

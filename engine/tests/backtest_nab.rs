@@ -44,7 +44,7 @@ fn machine_rules_flag_labelled_failures() {
         ..CsvLayout::default()
     };
     let frames = backtest::read_frames(MACHINE_TEMPERATURE_CSV, &layout).unwrap();
-    let events = backtest::run(&rules, &frames);
+    let events = backtest::run(&rules, None, &frames);
 
     let low_raises: Vec<i64> = events
         .iter()

@@ -97,6 +97,58 @@ pub struct RuleSet {
     /// The file's `version`, or a hash of its text when it has none; recorded in every alarm.
     pub version: Arc<str>,
     pub rules: Vec<Arc<Rule>>,
+    /// Changes to rules for some farms or devices, applied by [`RuleSet::for_device`].
+    pub overrides: Vec<RuleOverride>,
+}
+
+/// Changes to one rule for some devices or farms. Fields left `None` keep the rule's own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleOverride {
+    pub rule: Arc<str>,
+    pub scope: OverrideScope,
+    pub severity: Option<Severity>,
+    pub message: Option<String>,
+    pub condition: Option<Condition>,
+    pub hold_for: Option<Duration>,
+    pub clear: Option<ClearMode>,
+}
+
+/// The devices an override applies to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OverrideScope {
+    Devices(Vec<String>),
+    Farms(Vec<String>),
+}
+
+impl RuleOverride {
+    fn applies_to(&self, device: &str, farm: Option<&str>) -> bool {
+        match &self.scope {
+            OverrideScope::Devices(devices) => devices.iter().any(|id| id == device),
+            OverrideScope::Farms(farms) => {
+                farm.is_some_and(|farm| farms.iter().any(|name| name == farm))
+            }
+        }
+    }
+
+    fn apply(&self, rule: &Rule) -> Rule {
+        let mut rule = rule.clone();
+        if let Some(severity) = self.severity {
+            rule.severity = severity;
+        }
+        if let Some(message) = &self.message {
+            rule.message = Some(message.clone());
+        }
+        if let Some(condition) = &self.condition {
+            rule.condition = condition.clone();
+        }
+        if let Some(hold_for) = self.hold_for {
+            rule.hold_for = Some(hold_for);
+        }
+        if let Some(clear) = &self.clear {
+            rule.clear = clear.clone();
+        }
+        rule
+    }
 }
 
 impl RuleSet {
@@ -106,7 +158,39 @@ impl RuleSet {
             device_type: Arc::from(device_type),
             version: Arc::from("none"),
             rules: Vec::new(),
+            overrides: Vec::new(),
         }
+    }
+
+    /// Returns the rules of one device: the set itself when no override applies, otherwise a
+    /// copy with the farm's overrides applied, then the device's own.
+    pub fn for_device(set: &Arc<RuleSet>, device: &str, farm: Option<&str>) -> Arc<RuleSet> {
+        let matching: Vec<&RuleOverride> = set
+            .overrides
+            .iter()
+            .filter(|entry| entry.applies_to(device, farm))
+            .collect();
+        if matching.is_empty() {
+            return Arc::clone(set);
+        }
+        let by_farm = matching
+            .iter()
+            .filter(|entry| matches!(entry.scope, OverrideScope::Farms(_)));
+        let by_device = matching
+            .iter()
+            .filter(|entry| matches!(entry.scope, OverrideScope::Devices(_)));
+        let mut rules: Vec<Rule> = set.rules.iter().map(|rule| (**rule).clone()).collect();
+        for entry in by_farm.chain(by_device) {
+            for rule in rules.iter_mut().filter(|rule| rule.id == entry.rule) {
+                *rule = entry.apply(rule);
+            }
+        }
+        Arc::new(RuleSet {
+            device_type: Arc::clone(&set.device_type),
+            version: Arc::clone(&set.version),
+            rules: rules.into_iter().map(Arc::new).collect(),
+            overrides: Vec::new(),
+        })
     }
 
     /// Returns a copy whose engine-clock limits (no data, clear after silence, escalation) are
@@ -122,10 +206,23 @@ impl RuleSet {
             .iter()
             .map(|rule| Arc::new(scale_rule(rule, speed)))
             .collect();
+        let scale = |duration: Duration| duration.div_f64(speed).max(Duration::from_millis(100));
+        let overrides = self
+            .overrides
+            .iter()
+            .map(|entry| RuleOverride {
+                condition: entry
+                    .condition
+                    .as_ref()
+                    .map(|condition| scale_condition(condition, &scale)),
+                ..entry.clone()
+            })
+            .collect();
         Self {
             device_type: Arc::clone(&self.device_type),
             version: Arc::clone(&self.version),
             rules,
+            overrides,
         }
     }
 }

@@ -26,7 +26,10 @@ use toml::Spanned;
 use super::alarm::Severity;
 use super::condition::{Condition, Direction, Leaf, Range, Threshold};
 use super::template;
-use super::{ClearMode, DEFAULT_RERAISE_AFTER, Escalation, FlappingLimit, Rule, RuleSet};
+use super::{
+    ClearMode, DEFAULT_RERAISE_AFTER, Escalation, FlappingLimit, OverrideScope, Rule, RuleOverride,
+    RuleSet,
+};
 use crate::value::Value;
 
 /// Shortest duration a rule may use, so a typo such as `"1ms"` cannot make a rule spin.
@@ -56,6 +59,24 @@ struct RuleFileSpec {
     version: Option<toml::Value>,
     #[serde(default)]
     rule: Vec<Spanned<RuleSpec>>,
+    #[serde(default, rename = "override")]
+    overrides: Vec<Spanned<OverrideSpec>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverrideSpec {
+    rule: String,
+    devices: Option<Vec<String>>,
+    farms: Option<Vec<String>>,
+    severity: Option<Severity>,
+    message: Option<String>,
+    when: Option<ConditionSpec>,
+    #[serde(default, rename = "for", with = "humantime_serde")]
+    hold_for: Option<Duration>,
+    clear_when: Option<ConditionSpec>,
+    #[serde(default, with = "humantime_serde")]
+    clear_after_silence: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,6 +200,23 @@ pub fn parse(text: &str, origin: &str) -> Result<RuleSet, RuleFileError> {
             ),
         }
     }
+    let mut overrides = Vec::with_capacity(spec.overrides.len());
+    for spanned in &spec.overrides {
+        let entry = spanned.get_ref();
+        let label = format!(
+            "line {}, override of `{}`",
+            line_of(text, spanned.span().start),
+            entry.rule
+        );
+        match build_override(entry, &rules) {
+            Ok(built) => overrides.push(built),
+            Err(reasons) => problems.extend(
+                reasons
+                    .into_iter()
+                    .map(|reason| format!("{label}: {reason}")),
+            ),
+        }
+    }
     if !problems.is_empty() {
         return Err(RuleFileError::Invalid {
             path: origin.to_owned(),
@@ -194,6 +232,77 @@ pub fn parse(text: &str, origin: &str) -> Result<RuleSet, RuleFileError> {
         device_type: Arc::from(spec.device_type.trim()),
         version: Arc::from(version),
         rules,
+        overrides,
+    })
+}
+
+/// Returns the 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn build_override(spec: &OverrideSpec, rules: &[Arc<Rule>]) -> Result<RuleOverride, Vec<String>> {
+    let mut problems = Vec::new();
+    if !rules.iter().any(|rule| *rule.id == *spec.rule) {
+        problems.push(format!(
+            "no rule `{}` in this file; name the `id` of a rule above",
+            spec.rule
+        ));
+    }
+    let scope = match (&spec.devices, &spec.farms) {
+        (Some(devices), None) if !devices.is_empty() => {
+            for device in devices {
+                if let Err(error) = crate::device_id::DeviceId::parse(device) {
+                    problems.push(format!("`devices`: {error}"));
+                }
+            }
+            Some(OverrideScope::Devices(devices.clone()))
+        }
+        (None, Some(farms)) if !farms.is_empty() => Some(OverrideScope::Farms(farms.clone())),
+        _ => {
+            problems.push(
+                "set exactly one of `devices` or `farms`, with at least one entry".to_owned(),
+            );
+            None
+        }
+    };
+    if let Some(unknown) = spec
+        .message
+        .as_deref()
+        .and_then(template::unknown_placeholder)
+    {
+        problems.push(format!("`message` has unknown placeholder `{{{unknown}}}`"));
+    }
+    let condition = spec
+        .when
+        .as_ref()
+        .map(|when| build_condition(when, "when", &mut problems));
+    check_duration(spec.hold_for, "for", &mut problems);
+    let clear = match (&spec.clear_when, spec.clear_after_silence) {
+        (Some(_), Some(_)) => {
+            problems.push("set at most one of `clear_when` and `clear_after_silence`".to_owned());
+            None
+        }
+        (Some(condition), None) => {
+            build_condition(condition, "clear_when", &mut problems).map(ClearMode::When)
+        }
+        (None, Some(after)) => {
+            check_duration(Some(after), "clear_after_silence", &mut problems);
+            Some(ClearMode::AfterSilence(after))
+        }
+        (None, None) => None,
+    };
+    let (Some(scope), true) = (scope, problems.is_empty()) else {
+        return Err(problems);
+    };
+    Ok(RuleOverride {
+        rule: Arc::from(spec.rule.as_str()),
+        scope,
+        severity: spec.severity,
+        message: spec.message.clone(),
+        condition: condition.flatten(),
+        hold_for: spec.hold_for,
+        clear,
     })
 }
 

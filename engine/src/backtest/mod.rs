@@ -21,9 +21,13 @@ struct DeviceReplay {
     evaluator: RuleEvaluator,
 }
 
-/// Runs `frames` (in recorded order) through `rules` and returns every alarm transition in
-/// the order it happened.
-pub fn run(rules: &Arc<RuleSet>, frames: &[(DeviceId, Frame)]) -> Vec<AlarmEvent> {
+/// Runs `frames` (in recorded order) through `rules`, with the overrides of `farm` and of each
+/// device applied, and returns every alarm transition in the order it happened.
+pub fn run(
+    rules: &Arc<RuleSet>,
+    farm: Option<&str>,
+    frames: &[(DeviceId, Frame)],
+) -> Vec<AlarmEvent> {
     let mut devices: BTreeMap<DeviceId, DeviceReplay> = BTreeMap::new();
     let mut events = Vec::new();
     let mut clock = i64::MIN;
@@ -34,7 +38,10 @@ pub fn run(rules: &Arc<RuleSet>, frames: &[(DeviceId, Frame)]) -> Vec<AlarmEvent
             .entry(device.clone())
             .or_insert_with(|| DeviceReplay {
                 shadow: Shadow::default(),
-                evaluator: RuleEvaluator::new(device.clone(), Arc::clone(rules)),
+                evaluator: RuleEvaluator::new(
+                    device.clone(),
+                    RuleSet::for_device(rules, device.as_str(), farm),
+                ),
             });
         let late = replay
             .shadow

@@ -143,6 +143,9 @@ pub struct BacktestArgs {
     /// Columns to leave out, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub skip: Vec<String>,
+    /// Farm of the devices, so the rule file's overrides for that farm apply.
+    #[arg(long)]
+    pub farm: Option<String>,
     /// Print the transitions as JSON lines instead of a table.
     #[arg(long)]
     pub json: bool,

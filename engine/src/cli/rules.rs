@@ -126,7 +126,7 @@ pub fn backtest(args: &BacktestArgs) -> anyhow::Result<()> {
     };
     let frames = backtest::read_frames(&text, &layout)
         .with_context(|| format!("in {}", args.data.display()))?;
-    let events = backtest::run(&rules, &frames);
+    let events = backtest::run(&rules, args.farm.as_deref(), &frames);
     if args.json {
         for event in &events {
             println!("{}", serde_json::to_string(event)?);
