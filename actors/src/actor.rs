@@ -13,11 +13,11 @@ use tracing::trace;
 
 use crate::clock::now_ms;
 use crate::device_id::DeviceId;
-use crate::events::{DeviceEvents, DeviceSnapshot, PresenceChange, ShadowChange};
+use crate::events::{DesiredChange, DeviceEvents, DeviceSnapshot, PresenceChange, ShadowChange};
 use crate::rules::{AlarmCommand, AlarmEvent, CommandError, RuleBook, RuleEvaluator, RuleSet};
 use crate::shadow::{FrameOutcome, Shadow};
 use crate::telemetry::{ActorFrameProcessed, AlarmTransitioned, FrameOutcomeLabel};
-use crate::value::Frame;
+use crate::value::{Frame, Value};
 
 /// Frames of one device received together, as one MQTT message carries them.
 #[derive(Debug, Message)]
@@ -44,6 +44,13 @@ pub struct SnapshotQuery;
 #[derive(Debug, Message)]
 #[rtype(result = "Result<AlarmEvent, CommandError>")]
 pub struct AlarmCommandRequest(pub AlarmCommand);
+
+/// An operator's change of desired values; `None` removes a key's desired value.
+#[derive(Debug, Message)]
+#[rtype(result = "DesiredChange")]
+pub struct DesiredUpdate {
+    pub changes: Vec<(Arc<str>, Option<Value>)>,
+}
 
 /// A new rule book; the actor takes the rule set of its device type.
 #[derive(Debug, Message)]
@@ -97,6 +104,7 @@ impl DeviceActor {
             device_type: Arc::clone(&self.device_type),
             version: self.shadow.version(),
             reported: self.shadow.reported().to_vec(),
+            desired: self.shadow.desired().to_vec(),
             last_frame_ts: self.shadow.newest_ts(),
             last_seen: self.last_seen,
             online: self.is_online(),
@@ -251,6 +259,29 @@ impl Handler<SnapshotQuery> for DeviceActor {
 
     fn handle(&mut self, _query: SnapshotQuery, _context: &mut Self::Context) -> Self::Result {
         actix::MessageResult(self.snapshot())
+    }
+}
+
+impl Handler<DesiredUpdate> for DeviceActor {
+    type Result = actix::MessageResult<DesiredUpdate>;
+
+    fn handle(&mut self, update: DesiredUpdate, context: &mut Self::Context) -> Self::Result {
+        let now = now_ms();
+        let changed = self.shadow.set_desired(&update.changes, now);
+        let change = DesiredChange {
+            device: self.id.clone(),
+            version: self.shadow.version(),
+            desired: self.shadow.desired().to_vec(),
+            delta: self.shadow.delta(),
+            at: now,
+        };
+        if changed.is_some() {
+            self.events.desired_changed(&change);
+            let events = self.evaluator.on_desired(&self.shadow, now);
+            self.publish_alarms(events);
+            self.arm_timer(context);
+        }
+        actix::MessageResult(change)
     }
 }
 

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::device_id::DeviceId;
 use crate::rules::{Alarm, AlarmEvent};
 use crate::shadow::ReportedValue;
+use crate::value::Value;
 
 /// The reported keys that one frame changed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -35,6 +36,20 @@ pub struct PresenceChange {
     pub last_seen: Option<i64>,
 }
 
+/// Desired values changed: what the device is asked to take, and what it has not reported yet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DesiredChange {
+    pub device: DeviceId,
+    /// Shadow version after the change.
+    pub version: u64,
+    /// Every desired value, with the engine time it was set.
+    pub desired: Vec<(Arc<str>, ReportedValue)>,
+    /// The desired values that differ from the reported ones.
+    pub delta: Vec<(Arc<str>, Value)>,
+    /// Engine time of the change, in milliseconds since the Unix epoch.
+    pub at: i64,
+}
+
 /// The whole state of one device, as a query returns it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeviceSnapshot {
@@ -42,6 +57,7 @@ pub struct DeviceSnapshot {
     pub device_type: Arc<str>,
     pub version: u64,
     pub reported: Vec<(Arc<str>, ReportedValue)>,
+    pub desired: Vec<(Arc<str>, ReportedValue)>,
     pub last_frame_ts: Option<i64>,
     pub last_seen: Option<i64>,
     pub online: bool,
@@ -56,4 +72,6 @@ pub trait DeviceEvents: Send + Sync + 'static {
     fn alarm_transition(&self, event: &AlarmEvent);
     /// Called when presence changes without a shadow change.
     fn presence_changed(&self, change: &PresenceChange);
+    /// Called when an operator changes desired values.
+    fn desired_changed(&self, change: &DesiredChange);
 }

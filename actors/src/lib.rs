@@ -21,7 +21,7 @@ pub use actor::{
 };
 pub use device_id::{DeviceId, DeviceIdError};
 pub use device_types::{DeviceTypePattern, DeviceTypes, FarmPattern, Farms};
-pub use events::{DeviceEvents, DeviceSnapshot, PresenceChange, ShadowChange};
+pub use events::{DesiredChange, DeviceEvents, DeviceSnapshot, PresenceChange, ShadowChange};
 pub use registry::{ActorSetup, DeviceRegistry};
 pub use runtime::ActorRuntime;
 pub use shadow::{FrameOutcome, ReportedValue, Shadow};

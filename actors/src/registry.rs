@@ -10,13 +10,14 @@ use actix::{Actor, Addr, ArbiterHandle, Handler, MailboxError, Message};
 use dashmap::DashMap;
 use parking_lot::RwLock;
 
-use crate::actor::{AlarmCommandRequest, DeviceActor, RulesReplaced, SnapshotQuery};
+use crate::actor::{AlarmCommandRequest, DesiredUpdate, DeviceActor, RulesReplaced, SnapshotQuery};
 use crate::device_id::DeviceId;
 use crate::device_types::{DeviceTypes, Farms};
-use crate::events::{DeviceEvents, DeviceSnapshot};
+use crate::events::{DesiredChange, DeviceEvents, DeviceSnapshot};
 use crate::rules::{AlarmCommand, AlarmEvent, CommandError, RuleBook, RuleSet};
 use crate::runtime::ActorRuntime;
 use crate::telemetry::{RegistryActorsCounted, RegistryMailboxFull};
+use crate::value::Value;
 
 /// Messages a device actor may queue before a sender has to wait.
 pub const DEFAULT_MAILBOX_CAPACITY: usize = 256;
@@ -78,6 +79,23 @@ impl DeviceRegistry {
         if let Err(error) = self.actor_of(device).send(message).await {
             tracing::error!(device.id = %device, %error, "Device actor did not take a message");
         }
+    }
+
+    /// Changes desired values of `device`, which must have an actor.
+    ///
+    /// # Errors
+    ///
+    /// Returns `Ok(None)` when the device has no actor, and [`MailboxError`] if the actor
+    /// stopped before replying.
+    pub async fn update_desired(
+        &self,
+        device: &DeviceId,
+        changes: Vec<(Arc<str>, Option<Value>)>,
+    ) -> Result<Option<DesiredChange>, MailboxError> {
+        let Some(address) = self.actors.get(device).map(|entry| entry.clone()) else {
+            return Ok(None);
+        };
+        address.send(DesiredUpdate { changes }).await.map(Some)
     }
 
     /// Returns the whole state of `device`, or `None` if it has no actor.

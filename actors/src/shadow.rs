@@ -41,6 +41,8 @@ pub enum FrameOutcome {
 #[derive(Debug, Default, Clone)]
 pub struct Shadow {
     reported: Vec<(Arc<str>, ReportedValue)>,
+    /// Values operators asked the device to take, each with the engine time it was set.
+    desired: Vec<(Arc<str>, ReportedValue)>,
     version: u64,
     newest_ts: Option<i64>,
     seen_seqs: Option<SeqWindow>,
@@ -99,6 +101,69 @@ impl Shadow {
             .iter()
             .find(|(name, _)| &**name == key)
             .map(|(_, value)| value)
+    }
+
+    /// Sets or, with `None`, removes desired values at engine time `now`. Returns the new
+    /// version when anything changed; a desired change counts as a shadow change.
+    pub fn set_desired(&mut self, changes: &[(Arc<str>, Option<Value>)], now: i64) -> Option<u64> {
+        let mut changed = false;
+        for (key, value) in changes {
+            let position = self.desired.iter().position(|(name, _)| name == key);
+            match (position, value) {
+                (Some(index), None) => {
+                    self.desired.remove(index);
+                    changed = true;
+                }
+                (Some(index), Some(value)) if self.desired[index].1.value != *value => {
+                    self.desired[index].1 = ReportedValue {
+                        value: value.clone(),
+                        ts: now,
+                    };
+                    changed = true;
+                }
+                (None, Some(value)) => {
+                    self.desired.push((
+                        Arc::clone(key),
+                        ReportedValue {
+                            value: value.clone(),
+                            ts: now,
+                        },
+                    ));
+                    changed = true;
+                }
+                _ => {}
+            }
+        }
+        if !changed {
+            return None;
+        }
+        self.version += 1;
+        Some(self.version)
+    }
+
+    /// Returns the desired values with the engine time each was set.
+    pub fn desired(&self) -> &[(Arc<str>, ReportedValue)] {
+        &self.desired
+    }
+
+    /// Returns the desired value of `key`.
+    pub fn desired_value(&self, key: &str) -> Option<&ReportedValue> {
+        self.desired
+            .iter()
+            .find(|(name, _)| &**name == key)
+            .map(|(_, value)| value)
+    }
+
+    /// Returns the desired values the device has not reported yet: the delta.
+    pub fn delta(&self) -> Vec<(Arc<str>, Value)> {
+        self.desired
+            .iter()
+            .filter(|(key, desired)| {
+                self.get(key)
+                    .is_none_or(|reported| reported.value != desired.value)
+            })
+            .map(|(key, desired)| (Arc::clone(key), desired.value.clone()))
+            .collect()
     }
 
     fn is_duplicate(&mut self, frame: &Frame) -> bool {

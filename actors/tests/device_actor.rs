@@ -13,8 +13,8 @@ use actix::{Actor, Addr};
 use parking_lot::Mutex;
 use valmetal_actors::rules::{AlarmEvent, AlarmState, Transition, rule_file};
 use valmetal_actors::{
-    DeviceActor, DeviceEvents, DeviceId, Frame, FrameBatch, PresenceChange, PresenceReport,
-    ShadowChange, SnapshotQuery, Value,
+    DesiredChange, DeviceActor, DeviceEvents, DeviceId, Frame, FrameBatch, PresenceChange,
+    PresenceReport, ShadowChange, SnapshotQuery, Value,
 };
 
 const RULES: &str = r#"
@@ -46,6 +46,7 @@ impl DeviceEvents for Recorder {
     fn presence_changed(&self, change: &PresenceChange) {
         self.presence.lock().push(change.clone());
     }
+    fn desired_changed(&self, _change: &DesiredChange) {}
 }
 
 impl Recorder {

@@ -604,3 +604,55 @@ fn override_must_name_a_rule_and_scope() {
         "{error}"
     );
 }
+
+#[test]
+fn device_not_reaching_desired_raises() {
+    let mut device = Device::new(
+        r#"device_type = "feeder"
+[[rule]]
+id = "speed_not_reached"
+when = { key = "speed", desired_not_reached_within = "2m", tolerance = 5.0 }
+"#,
+    );
+    device.number(0, "speed", 800.0);
+    device
+        .shadow
+        .set_desired(&[(Arc::from("speed"), Some(Value::Number(1200.0)))], MINUTE);
+    let events = device.evaluator.on_desired(&device.shadow, MINUTE);
+    assert!(events.is_empty());
+    assert_eq!(device.evaluator.next_deadline(), Some(3 * MINUTE));
+    device.number(2 * MINUTE, "speed", 1000.0);
+    device.tick(3 * MINUTE);
+    assert_eq!(
+        device.transitions(),
+        vec![(Transition::Raised, Severity::Major)]
+    );
+    assert_eq!(device.events[0].alarm.value, Some(Value::Number(1000.0)));
+    device.number(4 * MINUTE, "speed", 1196.0);
+    assert_eq!(
+        device.events.last().unwrap().transition,
+        Transition::Cleared,
+        "within 5 of 1200"
+    );
+
+    device.shadow.set_desired(
+        &[(Arc::from("speed"), Some(Value::Number(900.0)))],
+        5 * MINUTE,
+    );
+    device
+        .events
+        .extend(device.evaluator.on_desired(&device.shadow, 5 * MINUTE));
+    device
+        .shadow
+        .set_desired(&[(Arc::from("speed"), None)], 6 * MINUTE);
+    device
+        .events
+        .extend(device.evaluator.on_desired(&device.shadow, 6 * MINUTE));
+    device.tick(10 * MINUTE);
+    assert_eq!(
+        device.events.len(),
+        2,
+        "a removed desired value ends the wait"
+    );
+    assert!(device.shadow.delta().is_empty());
+}

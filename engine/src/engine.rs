@@ -14,7 +14,7 @@ use valmetal_actors::{ActorRuntime, ActorSetup, DeviceRegistry, DeviceTypes, Far
 use valmetal_ws_gateway::Hub;
 
 use crate::config::Config;
-use crate::events::{ALARM_QUEUE_CAPACITY, EngineEvents};
+use crate::events::{ALARM_QUEUE_CAPACITY, EngineEvents, OUTGOING_QUEUE_CAPACITY};
 use crate::http::{self, HttpError, HttpState};
 use crate::ingest::{IngestHandle, MqttIngest};
 use crate::rules_reload;
@@ -86,17 +86,28 @@ impl RunningEngine {
         let runtime = ActorRuntime::start(workers)?;
         let hub = Arc::new(Hub::new(config.gateway.max_queued_events));
         let (alarm_queue, alarm_receiver) = mpsc::channel(ALARM_QUEUE_CAPACITY);
+        let (outgoing, outgoing_receiver) = mpsc::channel(OUTGOING_QUEUE_CAPACITY);
         let alarm_writer = alarm_history::spawn_writer(history.clone(), alarm_receiver);
         let setup = ActorSetup {
             rules,
             device_types: DeviceTypes::new(&config.device_types),
             farms: Farms::new(&config.farms),
-            events: Arc::new(EngineEvents::new(Arc::clone(&hub), alarm_queue)),
+            events: Arc::new(EngineEvents::new(
+                Arc::clone(&hub),
+                alarm_queue,
+                outgoing,
+                config.mqtt.topic_prefix.clone(),
+            )),
             mailbox_capacity: config.actors.mailbox_capacity,
         };
         let registry = Arc::new(DeviceRegistry::new(&runtime, setup));
 
-        let ingest = MqttIngest::new(config.mqtt.clone(), Arc::clone(&registry)).start();
+        let ingest = MqttIngest::new(
+            config.mqtt.clone(),
+            Arc::clone(&registry),
+            outgoing_receiver,
+        )
+        .start();
         let state = Arc::new(HttpState {
             hub: Arc::clone(&hub),
             registry: Arc::clone(&registry),

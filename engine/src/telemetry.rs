@@ -9,6 +9,8 @@ const ALARM_HISTORY_DROPPED_TOTAL: &str = "telemetry_store_alarm_events_dropped_
 const ALARM_HISTORY_WRITTEN_TOTAL: &str = "telemetry_store_alarm_events_written_total";
 const ALARM_HISTORY_FAILED_TOTAL: &str = "telemetry_store_alarm_write_failures_total";
 const RULE_RELOADS_TOTAL: &str = "telemetry_rules_reloads_total";
+const OUTGOING_DROPPED_TOTAL: &str = "telemetry_ingest_outgoing_dropped_total";
+const OUTGOING_PUBLISHED_TOTAL: &str = "telemetry_ingest_outgoing_published_total";
 
 /// An MQTT message was rejected; `reason` is a stable label such as `invalid_json`.
 pub struct IngestMessageRejected(pub &'static str);
@@ -71,5 +73,23 @@ impl RulesReloaded {
     pub fn emit(self) {
         let outcome = if self.0 { "applied" } else { "rejected" };
         counter!(RULE_RELOADS_TOTAL, "outcome" => outcome).increment(1);
+    }
+}
+
+/// A message for a device could not be queued for publishing.
+pub struct OutgoingMessageDropped;
+
+impl OutgoingMessageDropped {
+    pub fn emit(self) {
+        counter!(OUTGOING_DROPPED_TOTAL).increment(1);
+    }
+}
+
+/// A message for a device was handed to the MQTT connection.
+pub struct OutgoingMessagePublished;
+
+impl OutgoingMessagePublished {
+    pub fn emit(self) {
+        counter!(OUTGOING_PUBLISHED_TOTAL).increment(1);
     }
 }

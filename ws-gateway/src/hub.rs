@@ -13,7 +13,7 @@ use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
 use valmetal_actors::rules::evaluator::MAX_UNACKNOWLEDGED;
 use valmetal_actors::rules::{Alarm, AlarmEvent, AlarmState, Transition};
-use valmetal_actors::{DeviceId, PresenceChange, ShadowChange};
+use valmetal_actors::{DesiredChange, DeviceId, PresenceChange, ShadowChange};
 
 use crate::client_queue::{ClientQueue, QueuedEvent};
 use crate::protocol::{DeviceState, DeviceUpdate, ServerMessage};
@@ -109,6 +109,26 @@ impl Hub {
         view.alarms.iter().find(|alarm| &*alarm.id == id).cloned()
     }
 
+    /// Records a change of desired values and queues it for every subscriber of the device.
+    pub fn publish_desired(&self, change: &DesiredChange) {
+        if let Some(mut view) = self.views.get_mut(&change.device) {
+            view.desired = change.desired.clone();
+            view.delta = change.delta.clone();
+        }
+        let message = ServerMessage::Desired {
+            device: &change.device,
+            version: change.version,
+            desired: &change.desired,
+            delta: &change.delta,
+        };
+        let text: Arc<str> = message.to_json().into();
+        self.for_each_subscriber(&change.device, |client| {
+            client
+                .queue
+                .push_event(QueuedEvent::Text(Arc::clone(&text)))
+        });
+    }
+
     /// Records a presence change and queues it for every subscriber of the device.
     pub fn publish_presence(&self, change: &PresenceChange) {
         if let Some(mut view) = self.views.get_mut(&change.device) {
@@ -136,6 +156,8 @@ impl Hub {
                 device_type: Arc::clone(&update.device_type),
                 version: 0,
                 reported: Vec::new(),
+                desired: Vec::new(),
+                delta: Vec::new(),
                 last_frame_ts: None,
                 last_seen: None,
                 online: true,
@@ -151,6 +173,18 @@ impl Hub {
         view.last_frame_ts = view.last_frame_ts.max(update.last_frame_ts);
         view.last_seen = Some(update.last_seen);
         view.online = update.online;
+        if !view.desired.is_empty() {
+            let delta = view
+                .desired
+                .iter()
+                .filter(|(key, desired)| {
+                    let reported = view.reported.iter().find(|(name, _)| name == key);
+                    reported.is_none_or(|(_, reported)| reported.value != desired.value)
+                })
+                .map(|(key, desired)| (Arc::clone(key), desired.value.clone()))
+                .collect();
+            view.delta = delta;
+        }
     }
 
     fn for_each_subscriber(&self, device: &DeviceId, mut action: impl FnMut(&Client)) {

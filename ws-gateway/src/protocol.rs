@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use valmetal_actors::rules::{Alarm, OperatorAction, Transition};
-use valmetal_actors::{DeviceId, ReportedValue};
+use valmetal_actors::{DeviceId, ReportedValue, Value};
 
 /// Version of this protocol, sent in `hello`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -40,6 +40,12 @@ pub struct DeviceState {
     pub version: u64,
     #[serde(serialize_with = "serialize_key_map")]
     pub reported: Vec<(Arc<str>, ReportedValue)>,
+    /// Desired values, each with the engine time it was set.
+    #[serde(serialize_with = "serialize_key_map")]
+    pub desired: Vec<(Arc<str>, ReportedValue)>,
+    /// Desired values the device has not reported yet.
+    #[serde(serialize_with = "serialize_value_map")]
+    pub delta: Vec<(Arc<str>, Value)>,
     pub last_frame_ts: Option<i64>,
     pub last_seen: Option<i64>,
     pub online: bool,
@@ -98,6 +104,14 @@ pub enum ServerMessage<'a> {
         /// The operator who made the transition; null when the rule or its timer did.
         operator: Option<&'a OperatorAction>,
     },
+    Desired {
+        device: &'a DeviceId,
+        version: u64,
+        #[serde(serialize_with = "serialize_key_map")]
+        desired: &'a [(Arc<str>, ReportedValue)],
+        #[serde(serialize_with = "serialize_value_map")]
+        delta: &'a [(Arc<str>, Value)],
+    },
     Status {
         device: &'a DeviceId,
         online: bool,
@@ -128,6 +142,7 @@ impl ServerMessage<'_> {
             Self::Snapshot { .. } => "snapshot",
             Self::Update(_) => "update",
             Self::Alarm { .. } => "alarm",
+            Self::Desired { .. } => "desired",
             Self::Status { .. } => "status",
             Self::Pong { .. } => "pong",
             Self::Error { .. } => "error",
@@ -144,6 +159,17 @@ impl ServerMessage<'_> {
 
 fn serialize_key_map<S: Serializer>(
     entries: &[(Arc<str>, ReportedValue)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut map = serializer.serialize_map(Some(entries.len()))?;
+    for (key, value) in entries {
+        map.serialize_entry(&**key, value)?;
+    }
+    map.end()
+}
+
+fn serialize_value_map<S: Serializer>(
+    entries: &[(Arc<str>, Value)],
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     let mut map = serializer.serialize_map(Some(entries.len()))?;

@@ -124,6 +124,14 @@ pub enum Leaf {
         key: Option<Arc<str>>,
         after: Duration,
     },
+    /// The key has a desired value and its reported value has not come within `tolerance` of
+    /// it `within` (engine clock) after the desired value was set: a device that does not
+    /// converge. It turns off once the reported value matches, or the desired value is removed.
+    DesiredNotReached {
+        key: Arc<str>,
+        within: Duration,
+        tolerance: f64,
+    },
 }
 
 impl Leaf {
@@ -137,6 +145,7 @@ impl Leaf {
             }
             Self::Count { inner, .. } => inner.key(),
             Self::NoData { key, .. } => key.as_ref(),
+            Self::DesiredNotReached { key, .. } => Some(key),
         }
     }
 
@@ -166,6 +175,9 @@ impl Leaf {
                 format!("{at_least} in {}", humantime::format_duration(*within))
             }
             Self::NoData { after, .. } => humantime::format_duration(*after).to_string(),
+            Self::DesiredNotReached { within, .. } => {
+                humantime::format_duration(*within).to_string()
+            }
         }
     }
 }
@@ -299,6 +311,12 @@ impl std::fmt::Display for Leaf {
             Self::NoData { key: Some(key), .. } => {
                 write!(formatter, "no {key} for {}", self.limit_text())
             }
+            Self::DesiredNotReached { key, tolerance, .. } => write!(
+                formatter,
+                "{key} not within {} of desired after {}",
+                format_number(*tolerance),
+                self.limit_text()
+            ),
         }
     }
 }

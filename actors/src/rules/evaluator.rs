@@ -167,17 +167,37 @@ impl RuleEvaluator {
         for index in 0..self.states.len() {
             let rule = Arc::clone(&self.rules.rules[index]);
             let state = &mut self.states[index];
-            update_leaves(&rule.condition, &mut state.leaves, frame, late, now);
+            update_leaves(&rule.condition, &mut state.leaves, frame, late, moment);
             if let ClearMode::When(condition) = &rule.clear {
-                update_leaves(condition, &mut state.clear_leaves, frame, late, now);
+                update_leaves(condition, &mut state.clear_leaves, frame, late, moment);
             }
             events.extend(self.decide(index, &rule, moment));
         }
         events
     }
 
-    /// Re-evaluates the timer-driven parts at engine time `now`: no-data leaves,
-    /// clear-after-silence, escalation and the end of flapping.
+    /// Judges a change of the shadow's desired values at engine time `now`.
+    pub fn on_desired(&mut self, shadow: &Shadow, now: i64) -> Vec<AlarmEvent> {
+        let moment = Moment {
+            now,
+            frame: None,
+            shadow,
+        };
+        let mut events = Vec::new();
+        for index in 0..self.states.len() {
+            let rule = Arc::clone(&self.rules.rules[index]);
+            let state = &mut self.states[index];
+            refresh_desired_leaves(&rule.condition, &mut state.leaves, shadow, now);
+            if let ClearMode::When(condition) = &rule.clear {
+                refresh_desired_leaves(condition, &mut state.clear_leaves, shadow, now);
+            }
+            events.extend(self.decide(index, &rule, moment));
+        }
+        events
+    }
+
+    /// Re-evaluates the timer-driven parts at engine time `now`: no-data and desired-value
+    /// leaves, clear-after-silence, escalation, shelving and the end of flapping.
     pub fn on_tick(&mut self, shadow: &Shadow, now: i64) -> Vec<AlarmEvent> {
         let moment = Moment {
             now,
@@ -648,7 +668,7 @@ fn update_leaves(
     states: &mut [LeafState],
     frame: &Frame,
     late: bool,
-    now: i64,
+    moment: Moment<'_>,
 ) {
     for (leaf, state) in condition.leaves().into_iter().zip(states) {
         let value = leaf
@@ -658,7 +678,19 @@ fn update_leaves(
         if late && !matches!(leaf, Leaf::NoData { .. }) {
             continue;
         }
-        state.on_frame(leaf, value, frame.ts, now);
+        state.on_frame(leaf, value, frame.ts, moment.now);
+        state.refresh_desired(leaf, moment.shadow, moment.now);
+    }
+}
+
+fn refresh_desired_leaves(
+    condition: &Condition,
+    states: &mut [LeafState],
+    shadow: &Shadow,
+    now: i64,
+) {
+    for (leaf, state) in condition.leaves().into_iter().zip(states) {
+        state.refresh_desired(leaf, shadow, now);
     }
 }
 
@@ -733,6 +765,9 @@ fn default_template(leaf: &Leaf) -> &'static str {
         Leaf::Count { .. } => "{device}: {key} met the condition {limit}",
         Leaf::NoData { key: None, .. } => "{device}: no frame for {limit}",
         Leaf::NoData { key: Some(_), .. } => "{device}: no {key} for {limit}",
+        Leaf::DesiredNotReached { .. } => {
+            "{device}: {key} at {value}, desired value not reached within {limit}"
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 
 use super::condition::{Direction, Leaf, Verdict};
+use crate::shadow::Shadow;
 use crate::value::Value;
 
 /// Samples a rate-of-change leaf keeps, whatever its window.
@@ -33,6 +34,11 @@ pub enum LeafState {
         last_seen: Option<i64>,
         active: bool,
     },
+    Desired {
+        /// Engine time the desired value was set, while the reported value does not match it.
+        pending_since: Option<i64>,
+        active: bool,
+    },
 }
 
 impl LeafState {
@@ -58,6 +64,10 @@ impl LeafState {
                 last_seen: None,
                 active: false,
             },
+            Leaf::DesiredNotReached { .. } => Self::Desired {
+                pending_since: None,
+                active: false,
+            },
         }
     }
 
@@ -68,8 +78,43 @@ impl LeafState {
             Self::Rate { active, .. }
             | Self::Stale { active, .. }
             | Self::Count { active, .. }
-            | Self::NoData { active, .. } => *active,
+            | Self::NoData { active, .. }
+            | Self::Desired { active, .. } => *active,
         }
+    }
+
+    /// Compares a desired-value leaf's key in `shadow` at engine time `now`: whether a desired
+    /// value is set and not yet reported, and since when. Other leaves are left as they are.
+    pub fn refresh_desired(&mut self, leaf: &Leaf, shadow: &Shadow, now: i64) {
+        let (
+            Leaf::DesiredNotReached {
+                key,
+                within,
+                tolerance,
+            },
+            Self::Desired {
+                pending_since,
+                active,
+            },
+        ) = (leaf, self)
+        else {
+            return;
+        };
+        let Some(desired) = shadow.desired_value(key) else {
+            *pending_since = None;
+            *active = false;
+            return;
+        };
+        let reached = shadow
+            .get(key)
+            .is_some_and(|reported| matches_within(&reported.value, &desired.value, *tolerance));
+        if reached {
+            *pending_since = None;
+            *active = false;
+            return;
+        }
+        let since = *pending_since.get_or_insert(desired.ts);
+        *active = now - since >= duration_ms(*within);
     }
 
     /// Updates the leaf from a frame of device time `ts`, received at engine time `now`.
@@ -185,8 +230,20 @@ impl LeafState {
         }
     }
 
-    /// Updates a no-data leaf at engine time `now`; other leaves do not change without frames.
+    /// Updates a time-driven leaf at engine time `now`; other leaves do not change without
+    /// frames.
     pub fn on_tick(&mut self, leaf: &Leaf, now: i64) {
+        if let (
+            Leaf::DesiredNotReached { within, .. },
+            Self::Desired {
+                pending_since: Some(since),
+                active,
+            },
+        ) = (leaf, &mut *self)
+        {
+            *active = now - *since >= duration_ms(*within);
+            return;
+        }
         if let (
             Leaf::NoData { after, .. },
             Self::NoData {
@@ -209,8 +266,24 @@ impl LeafState {
                     active: false,
                 },
             ) => Some(seen + duration_ms(*after)),
+            (
+                Leaf::DesiredNotReached { within, .. },
+                Self::Desired {
+                    pending_since: Some(since),
+                    active: false,
+                },
+            ) => Some(since + duration_ms(*within)),
             _ => None,
         }
+    }
+}
+
+/// Returns whether a reported value counts as the desired one: numbers within `tolerance`,
+/// other values equal.
+fn matches_within(reported: &Value, desired: &Value, tolerance: f64) -> bool {
+    match (reported.as_number(), desired.as_number()) {
+        (Some(reported), Some(desired)) => (reported - desired).abs() <= tolerance,
+        _ => reported == desired,
     }
 }
 

@@ -142,6 +142,9 @@ struct ConditionSpec {
     unchanged_for: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     no_data: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    desired_not_reached_within: Option<Duration>,
+    tolerance: Option<f64>,
 }
 
 /// Reads and validates the rule file at `path`.
@@ -441,6 +444,10 @@ fn build_leaf(spec: &ConditionSpec, path: &str, problems: &mut Vec<String>) -> O
         ("falls_faster_than", spec.falls_faster_than.is_some()),
         ("unchanged_for", spec.unchanged_for.is_some()),
         ("no_data", spec.no_data.is_some()),
+        (
+            "desired_not_reached_within",
+            spec.desired_not_reached_within.is_some(),
+        ),
     ];
     let present: Vec<&str> = tests
         .iter()
@@ -473,6 +480,29 @@ fn build_leaf(spec: &ConditionSpec, path: &str, problems: &mut Vec<String>) -> O
         ));
         return None;
     };
+    if *test == "desired_not_reached_within" {
+        reject_extras(
+            spec,
+            path,
+            &["key", "desired_not_reached_within", "tolerance"],
+            problems,
+        );
+        let within = spec.desired_not_reached_within?;
+        check_duration(
+            Some(within),
+            &format!("{path}.desired_not_reached_within"),
+            problems,
+        );
+        let tolerance = spec.tolerance.unwrap_or(0.0);
+        if !tolerance.is_finite() || tolerance < 0.0 {
+            problems.push(format!("`{path}.tolerance` must be a number of at least 0"));
+        }
+        return Some(Leaf::DesiredNotReached {
+            key,
+            within,
+            tolerance,
+        });
+    }
     match *test {
         "above" | "below" => build_threshold(spec, key, path, problems),
         "inside" | "outside" => build_range(spec, key, path, problems),
@@ -653,6 +683,11 @@ fn reject_extras(spec: &ConditionSpec, path: &str, allowed: &[&str], problems: &
         ("per", spec.per.is_some()),
         ("unchanged_for", spec.unchanged_for.is_some()),
         ("no_data", spec.no_data.is_some()),
+        (
+            "desired_not_reached_within",
+            spec.desired_not_reached_within.is_some(),
+        ),
+        ("tolerance", spec.tolerance.is_some()),
         ("count", spec.count.is_some()),
         ("at_least", spec.at_least.is_some()),
         ("within", spec.within.is_some()),

@@ -263,3 +263,76 @@ fn alarm_not_found(id: &str) -> ApiError {
         format!("alarm `{id}` is not open or awaiting acknowledgement"),
     )
 }
+
+/// Body of a change of desired values.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DesiredBody {
+    /// New desired values by key; `null` removes a key's desired value.
+    desired: serde_json::Map<String, serde_json::Value>,
+}
+
+pub async fn update_desired(
+    State(state): State<Arc<HttpState>>,
+    Path(id): Path<String>,
+    body: Option<Json<DesiredBody>>,
+) -> Result<Response, ApiError> {
+    let device = DeviceId::parse(&id).map_err(|error| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_device_id",
+            error.to_string(),
+        )
+    })?;
+    let Some(Json(body)) = body else {
+        let message = "send a JSON body such as {\"desired\": {\"speed\": 1200}}";
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            message,
+        ));
+    };
+    if body.desired.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "`desired` is empty; name at least one key",
+        ));
+    }
+    let mut changes = Vec::with_capacity(body.desired.len());
+    for (key, value) in body.desired {
+        let value =
+            match value {
+                serde_json::Value::Null => None,
+                other => Some(crate::ingest::payload::decode_value(&key, other).map_err(
+                    |reason| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", reason),
+                )?),
+            };
+        changes.push((Arc::<str>::from(key), value));
+    }
+    let change = state.registry.update_desired(&device, changes).await.map_err(|error| {
+        tracing::error!(device.id = %device, %error, "Device actor did not take a desired change");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "device_unavailable", "the device's actor stopped; retry shortly")
+    })?;
+    let change = change.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "device_not_found",
+            format!("device `{device}` has not reported yet"),
+        )
+    })?;
+    let desired: serde_json::Map<String, serde_json::Value> = change
+        .desired
+        .iter()
+        .map(|(key, value)| (key.to_string(), serde_json::json!(value)))
+        .collect();
+    let delta: serde_json::Map<String, serde_json::Value> = change
+        .delta
+        .iter()
+        .map(|(key, value)| (key.to_string(), serde_json::json!(value)))
+        .collect();
+    Ok(
+        Json(serde_json::json!({ "version": change.version, "desired": desired, "delta": delta }))
+            .into_response(),
+    )
+}

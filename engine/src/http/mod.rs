@@ -66,6 +66,10 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/devices", get(api::list_devices))
         .route("/api/v1/devices/{id}", get(api::get_device))
+        .route(
+            "/api/v1/devices/{id}/desired",
+            axum::routing::put(api::update_desired),
+        )
         .route("/api/v1/alarms", get(api::list_alarms))
         .route(
             "/api/v1/alarms/{device}/{rule}/{raised_at}",

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet, Publish, QoS};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 use valmetal_actors::clock::now_ms;
@@ -20,8 +20,9 @@ use super::rejects::RejectLog;
 use super::topic::{self, TopicKind};
 use super::{payload, status};
 use crate::config::MqttConfig;
+use crate::events::OutgoingMessage;
 use crate::mqtt_client;
-use crate::telemetry::{IngestConnectionChanged, IngestFramesAccepted};
+use crate::telemetry::{IngestConnectionChanged, IngestFramesAccepted, OutgoingMessagePublished};
 
 /// First wait before reconnecting; it doubles per failure up to `mqtt.max_reconnect_delay`.
 const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(250);
@@ -30,6 +31,8 @@ const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(250);
 pub struct MqttIngest {
     config: MqttConfig,
     registry: Arc<DeviceRegistry>,
+    /// Messages to publish to devices over the same connection.
+    outgoing: mpsc::Receiver<OutgoingMessage>,
 }
 
 /// A running ingest loop.
@@ -58,8 +61,16 @@ impl IngestHandle {
 }
 
 impl MqttIngest {
-    pub fn new(config: MqttConfig, registry: Arc<DeviceRegistry>) -> Self {
-        Self { config, registry }
+    pub fn new(
+        config: MqttConfig,
+        registry: Arc<DeviceRegistry>,
+        outgoing: mpsc::Receiver<OutgoingMessage>,
+    ) -> Self {
+        Self {
+            config,
+            registry,
+            outgoing,
+        }
     }
 
     /// Starts the loop on the current tokio runtime.
@@ -94,7 +105,7 @@ impl MqttIngest {
         }
     }
 
-    async fn run(self, connected: Arc<AtomicBool>, mut stopped: watch::Receiver<bool>) {
+    async fn run(mut self, connected: Arc<AtomicBool>, mut stopped: watch::Receiver<bool>) {
         let (client, mut event_loop) = mqtt_client::connect(self.options());
         let rejects = RejectLog::default();
         let mut delay = FIRST_RECONNECT_DELAY;
@@ -102,6 +113,10 @@ impl MqttIngest {
         loop {
             let event = tokio::select! {
                 event = event_loop.poll() => event,
+                Some(message) = self.outgoing.recv() => {
+                    publish_outgoing(&client, message);
+                    continue;
+                }
                 _ = stopped.changed() => break,
             };
             match event {
@@ -233,6 +248,15 @@ impl MqttIngest {
             .is_err()
         {
             debug!("MQTT disconnect did not complete within 2s");
+        }
+    }
+}
+
+fn publish_outgoing(client: &AsyncClient, message: OutgoingMessage) {
+    match client.try_publish(&message.topic, QoS::AtLeastOnce, false, message.payload) {
+        Ok(()) => OutgoingMessagePublished.emit(),
+        Err(error) => {
+            warn!(%error, mqtt.topic = %message.topic, "Publishing to a device failed; the next change sends again")
         }
     }
 }

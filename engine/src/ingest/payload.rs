@@ -176,7 +176,12 @@ fn decode_ts(raw: &serde_json::Value, now_ms: i64) -> Result<i64, String> {
     Ok(ts)
 }
 
-fn decode_value(key: &str, value: serde_json::Value) -> Result<Value, String> {
+/// Validates one key and its JSON value, returning the reason when either is invalid.
+///
+/// # Errors
+///
+/// Returns a message naming the key and what is wrong with it.
+pub fn decode_value(key: &str, value: serde_json::Value) -> Result<Value, String> {
     if key.is_empty() || key.len() > MAX_KEY_BYTES || key.chars().any(char::is_control) {
         return Err(format!(
             "key {key:?} is invalid; use 1 to {MAX_KEY_BYTES} bytes without control characters"

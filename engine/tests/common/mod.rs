@@ -142,9 +142,19 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, Value) {
 
 /// Sends a minimal HTTP/1.1 POST of a JSON body and parses the JSON reply.
 pub async fn http_post_json(addr: SocketAddr, path: &str, body: &Value) -> (u16, Value) {
+    http_send_json(addr, "POST", path, body).await
+}
+
+/// Sends a minimal HTTP/1.1 request with a JSON body and parses the JSON reply.
+pub async fn http_send_json(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &Value,
+) -> (u16, Value) {
     let body = body.to_string();
     let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     let (status, text) = http_exchange(addr, &request).await;
