@@ -1,0 +1,76 @@
+import { Stage, StageProps, Tags } from 'aws-cdk-lib';
+import { Construct } from 'constructs';
+
+import { APPLICATION_NAME, EnvironmentConfig } from './config';
+import { DataStack } from './data-stack';
+import { EngineStack } from './engine-stack';
+import { IotStack } from './iot-stack';
+import { COMPONENTS, resourcePrefix } from './naming';
+import { RegistryStack } from './registry-stack';
+
+export interface ValmetalStageProps extends StageProps {
+  readonly config: EnvironmentConfig;
+  /** Git commit SHA of the deployed image; also the Version tag. */
+  readonly version: string;
+}
+
+/** The stacks of one environment, deployed to the account and region of its settings. */
+export class ValmetalStage extends Stage {
+  readonly config: EnvironmentConfig;
+  readonly registry: RegistryStack;
+  readonly data: DataStack;
+  readonly iot: IotStack;
+  readonly engine: EngineStack;
+
+  constructor(scope: Construct, id: string, props: ValmetalStageProps) {
+    const { config, version } = props;
+    super(scope, id, { ...props, env: { account: config.account, region: config.region } });
+    this.config = config;
+    const prefix = resourcePrefix(config.name);
+    const stackName = (part: string) => `${prefix}-${part}`;
+    const terminationProtection = config.retainData;
+
+    this.registry = new RegistryStack(this, 'Registry', {
+      stackName: stackName('registry'),
+      description: `valmetal ${config.name}: ECR repository of the engine image`,
+      terminationProtection,
+      config,
+    });
+    this.data = new DataStack(this, 'Data', {
+      stackName: stackName('data'),
+      description: `valmetal ${config.name}: device state table and telemetry database`,
+      terminationProtection,
+      config,
+    });
+    this.iot = new IotStack(this, 'Iot', {
+      stackName: stackName('iot'),
+      description: `valmetal ${config.name}: AWS IoT thing group and device policy`,
+      terminationProtection,
+      config,
+    });
+    this.engine = new EngineStack(this, 'Engine', {
+      stackName: stackName('engine'),
+      description: `valmetal ${config.name}: engine service on ECS Fargate behind a load balancer`,
+      terminationProtection,
+      config,
+      version,
+      repository: this.registry.repository,
+      deviceStateTableArn: this.data.deviceStateTable.tableArn,
+      telemetryTableArn: this.data.telemetryTableArn,
+    });
+
+    const components: [RegistryStack | DataStack | IotStack | EngineStack, string][] = [
+      [this.registry, COMPONENTS.registry],
+      [this.data, COMPONENTS.data],
+      [this.iot, COMPONENTS.iot],
+      [this.engine, COMPONENTS.engine],
+    ];
+    for (const [stack, component] of components) {
+      const tags = Tags.of(stack);
+      tags.add('Application', APPLICATION_NAME);
+      tags.add('Environment', config.name);
+      tags.add('Component', component);
+      tags.add('Version', version);
+    }
+  }
+}
