@@ -17,8 +17,9 @@ use crate::config::Config;
 use crate::events::{ALARM_QUEUE_CAPACITY, EngineEvents, OUTGOING_QUEUE_CAPACITY};
 use crate::http::{self, HttpError, HttpState};
 use crate::ingest::{IngestHandle, MqttIngest};
+use crate::rule_sources::RuleSources;
 use crate::rules_reload;
-use crate::store::{AlarmHistory, StoreError, alarm_history};
+use crate::store::{AlarmHistory, RuleStore, StoreError, alarm_history};
 
 /// How long shutdown waits for open HTTP and WebSocket connections before closing them.
 const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -32,6 +33,8 @@ pub enum EngineError {
     Http(#[from] HttpError),
     #[error("cannot start device actors: {0}")]
     Actors(#[from] valmetal_actors::runtime::RuntimeError),
+    #[error("cannot read the stored rule files: {0}")]
+    StoredRules(#[from] sqlx::Error),
 }
 
 /// A running engine.
@@ -73,6 +76,8 @@ impl RunningEngine {
     pub async fn start(config: &Config, rules: RuleBook) -> Result<Self, EngineError> {
         let metrics = metrics_handle();
         let history = AlarmHistory::open(&config.database_path()).await?;
+        let rule_store = RuleStore::new(history.pool());
+        let stored_rules = RuleSources::load_stored(&rule_store).await?;
         let listener = http::bind(config.http.addr).await?;
         let http_addr = listener.local_addr().map_err(|source| HttpError::Bind {
             addr: config.http.addr,
@@ -89,7 +94,7 @@ impl RunningEngine {
         let (outgoing, outgoing_receiver) = mpsc::channel(OUTGOING_QUEUE_CAPACITY);
         let alarm_writer = alarm_history::spawn_writer(history.clone(), alarm_receiver);
         let setup = ActorSetup {
-            rules,
+            rules: RuleSources::merge(&rules, &stored_rules),
             device_types: DeviceTypes::new(&config.device_types),
             farms: Farms::new(&config.farms),
             events: Arc::new(EngineEvents::new(
@@ -101,6 +106,12 @@ impl RunningEngine {
             mailbox_capacity: config.actors.mailbox_capacity,
         };
         let registry = Arc::new(DeviceRegistry::new(&runtime, setup));
+        let rule_sources = Arc::new(RuleSources::new(
+            rules,
+            stored_rules,
+            rule_store,
+            Arc::clone(&registry),
+        ));
 
         let ingest = MqttIngest::new(
             config.mqtt.clone(),
@@ -111,6 +122,7 @@ impl RunningEngine {
         let state = Arc::new(HttpState {
             hub: Arc::clone(&hub),
             registry: Arc::clone(&registry),
+            rules: Arc::clone(&rule_sources),
             history: history.clone(),
             metrics,
             broker_connected: ingest.connected_flag(),
@@ -119,7 +131,7 @@ impl RunningEngine {
         let rules_reload = config.rules.dir.clone().map(|directory| {
             rules_reload::spawn(
                 directory,
-                Arc::clone(&registry),
+                Arc::clone(&rule_sources),
                 config.rules.reload_interval,
                 http_stopped.clone(),
             )

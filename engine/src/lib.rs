@@ -12,6 +12,7 @@ pub mod http;
 pub mod ingest;
 pub mod mqtt_client;
 pub mod replay;
+pub mod rule_sources;
 pub mod rules_reload;
 pub mod store;
 pub mod telemetry;

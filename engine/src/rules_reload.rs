@@ -1,5 +1,6 @@
 //! Hot reload of rule files: the rules directory is read again at an interval, and a change is
-//! validated as a whole and swapped into every device actor without a restart.
+//! validated as a whole and swapped into every device actor without a restart (merged with the
+//! rule files stored through the API, which take precedence).
 //!
 //! Files are compared by content, not modification time, so an edit within the same second
 //! is still seen. An invalid file rejects the whole change: the error names the file, line and
@@ -13,9 +14,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info};
-use valmetal_actors::DeviceRegistry;
 use valmetal_actors::rules::{RuleBook, RuleFileError, rule_file};
 
+use crate::rule_sources::RuleSources;
 use crate::telemetry::RulesReloaded;
 
 /// Text of every rule file in a directory, by path.
@@ -24,7 +25,7 @@ type Snapshot = BTreeMap<PathBuf, String>;
 /// Starts the reload loop over `directory`, whose current files are already in force.
 pub fn spawn(
     directory: PathBuf,
-    registry: Arc<DeviceRegistry>,
+    sources: Arc<RuleSources>,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
@@ -47,7 +48,7 @@ pub fn spawn(
                         .sets()
                         .map(|set| format!("{}@{}", set.device_type, set.version))
                         .collect();
-                    registry.replace_rules(book);
+                    sources.set_files(book);
                     RulesReloaded(true).emit();
                     info!(rules.dir = %directory.display(), rules.versions = ?versions, "Alarm rules reloaded");
                 }

@@ -68,6 +68,39 @@ pub struct FlappingLimit {
 }
 
 impl Rule {
+    /// Returns the rule as one line: its condition, then the options that change its behaviour.
+    pub fn describe(&self) -> String {
+        let mut text = self.condition.to_string();
+        if let Some(hold_for) = self.hold_for {
+            text.push_str(&format!(" for {}", humantime::format_duration(hold_for)));
+        }
+        match &self.clear {
+            ClearMode::Condition => {}
+            ClearMode::When(condition) => text.push_str(&format!("; clears when {condition}")),
+            ClearMode::AfterSilence(after) => {
+                text.push_str(&format!(
+                    "; clears after {} without a trigger",
+                    humantime::format_duration(*after)
+                ));
+            }
+        }
+        for step in &self.escalations {
+            text.push_str(&format!(
+                "; {} after {}",
+                step.severity.as_str(),
+                humantime::format_duration(step.after)
+            ));
+        }
+        if let Some(limit) = self.flapping {
+            text.push_str(&format!(
+                "; flapping past {} changes in {}",
+                limit.transitions,
+                humantime::format_duration(limit.window)
+            ));
+        }
+        text
+    }
+
     /// Returns every key the rule reads, in first-use order.
     pub fn keys(&self) -> Vec<Arc<str>> {
         let mut keys: Vec<Arc<str>> = Vec::new();
@@ -276,6 +309,15 @@ impl RuleBook {
             .get(device_type)
             .cloned()
             .unwrap_or_else(|| Arc::new(RuleSet::empty(device_type)))
+    }
+
+    /// Returns a copy in which `sets` replace the sets of the same device types.
+    pub fn with_sets(&self, sets: impl IntoIterator<Item = Arc<RuleSet>>) -> Self {
+        let mut merged = self.sets.clone();
+        for set in sets {
+            merged.insert(Arc::clone(&set.device_type), set);
+        }
+        Self { sets: merged }
     }
 
     /// Returns every rule set.

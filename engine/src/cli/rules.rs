@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::DateTime;
-use valmetal_actors::rules::{AlarmEvent, ClearMode, Rule, RuleSet, rule_file};
+use valmetal_actors::rules::{AlarmEvent, RuleSet, rule_file};
 use valmetal_engine::backtest::{self, CsvLayout};
 
 use super::BacktestArgs;
@@ -65,42 +65,9 @@ fn print_summary(path: &Path, set: &RuleSet) {
             "  {:<20} {:<8} {}",
             rule.id,
             rule.severity.as_str(),
-            describe(rule)
+            rule.describe()
         );
     }
-}
-
-/// Returns the rule as one line: its condition, then the options that change its behaviour.
-fn describe(rule: &Rule) -> String {
-    let mut text = rule.condition.to_string();
-    if let Some(hold_for) = rule.hold_for {
-        text.push_str(&format!(" for {}", humantime::format_duration(hold_for)));
-    }
-    match &rule.clear {
-        ClearMode::Condition => {}
-        ClearMode::When(condition) => text.push_str(&format!("; clears when {condition}")),
-        ClearMode::AfterSilence(after) => {
-            text.push_str(&format!(
-                "; clears after {} without a trigger",
-                humantime::format_duration(*after)
-            ));
-        }
-    }
-    for step in &rule.escalations {
-        text.push_str(&format!(
-            "; {} after {}",
-            step.severity.as_str(),
-            humantime::format_duration(step.after)
-        ));
-    }
-    if let Some(limit) = rule.flapping {
-        text.push_str(&format!(
-            "; flapping past {} changes in {}",
-            limit.transitions,
-            humantime::format_duration(limit.window)
-        ));
-    }
-    text
 }
 
 /// Replays the CSV through the rule file and prints every transition.

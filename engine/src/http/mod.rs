@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod rules_api;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::store::AlarmHistory;
 pub struct HttpState {
     pub hub: Arc<Hub>,
     pub registry: Arc<valmetal_actors::DeviceRegistry>,
+    pub rules: Arc<crate::rule_sources::RuleSources>,
     pub history: AlarmHistory,
     pub metrics: PrometheusHandle,
     pub broker_connected: Arc<AtomicBool>,
@@ -69,6 +71,12 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route(
             "/api/v1/devices/{id}/desired",
             axum::routing::put(api::update_desired),
+        )
+        .route("/api/v1/rules", get(rules_api::list_rules))
+        .route("/api/v1/rules/validate", post(rules_api::validate_rules))
+        .route(
+            "/api/v1/rules/{device_type}",
+            axum::routing::put(rules_api::store_rules).delete(rules_api::remove_rules),
         )
         .route("/api/v1/alarms", get(api::list_alarms))
         .route(

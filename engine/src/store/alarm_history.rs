@@ -186,6 +186,11 @@ impl AlarmHistory {
             .collect()
     }
 
+    /// Returns the connection pool, shared with the other tables of the same database.
+    pub fn pool(&self) -> SqlitePool {
+        self.pool.clone()
+    }
+
     /// Closes the pool after pending work.
     pub async fn close(&self) {
         self.pool.close().await;

@@ -1,0 +1,133 @@
+//! The rules API under `/api/v1/rules`: list the rule sets in force, validate a rule file,
+//! and store or remove a device type's rule file in the database, applied at once.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use valmetal_actors::rules::{RuleFileError, rule_file};
+
+use super::HttpState;
+use super::api::ApiError;
+use crate::rule_sources::{StoreRuleError, summarize};
+
+/// Body of a rule file upload or validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFileBody {
+    /// The rule file, as TOML text.
+    text: String,
+    /// Who stores it; required to store, ignored by validation.
+    by: Option<String>,
+}
+
+/// Query of a removal.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveQuery {
+    by: Option<String>,
+}
+
+pub async fn list_rules(State(state): State<Arc<HttpState>>) -> Response {
+    Json(serde_json::json!({ "rule_sets": state.rules.summaries() })).into_response()
+}
+
+pub async fn validate_rules(body: Option<Json<RuleFileBody>>) -> Result<Response, ApiError> {
+    let Json(body) = body.ok_or_else(missing_body)?;
+    let reply = match rule_file::parse(&body.text, "uploaded rule file") {
+        Ok(set) => serde_json::json!({
+            "valid": true,
+            "device_type": &*set.device_type,
+            "version": &*set.version,
+            "rules": summarize(&set),
+        }),
+        Err(error) => serde_json::json!({ "valid": false, "problems": problems_of(&error) }),
+    };
+    Ok(Json(reply).into_response())
+}
+
+pub async fn store_rules(
+    State(state): State<Arc<HttpState>>,
+    Path(device_type): Path<String>,
+    body: Option<Json<RuleFileBody>>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.ok_or_else(missing_body)?;
+    let by = body
+        .by
+        .as_deref()
+        .map(str::trim)
+        .filter(|by| !by.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                "`by` must name who stores the file",
+            )
+        })?;
+    match state.rules.store(&device_type, &body.text, by).await {
+        Ok(set) => Ok(Json(serde_json::json!({
+            "device_type": &*set.device_type,
+            "version": &*set.version,
+            "rules": summarize(&set),
+        }))
+        .into_response()),
+        Err(StoreRuleError::Database(error)) => {
+            tracing::error!(%error, device.r#type = %device_type, "Storing a rule file failed");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the rule store failed; retry shortly",
+            ))
+        }
+        Err(error) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_rules",
+            error.to_string(),
+        )),
+    }
+}
+
+pub async fn remove_rules(
+    State(state): State<Arc<HttpState>>,
+    Path(device_type): Path<String>,
+    Query(query): Query<RemoveQuery>,
+) -> Result<Response, ApiError> {
+    let removed = state.rules.remove(&device_type).await.map_err(|error| {
+        tracing::error!(%error, device.r#type = %device_type, "Removing a rule file failed");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the rule store failed; retry shortly",
+        )
+    })?;
+    if !removed {
+        let message = format!(
+            "no stored rule file for `{device_type}`; only files stored through the API can be removed"
+        );
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "rules_not_found",
+            message,
+        ));
+    }
+    tracing::info!(device.r#type = %device_type, operator = query.by.as_deref().unwrap_or("unknown"), "Stored rule file removed");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn missing_body() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_body",
+        "send a JSON body such as {\"text\": \"device_type = ...\", \"by\": \"alice\"}",
+    )
+}
+
+fn problems_of(error: &RuleFileError) -> Vec<String> {
+    match error {
+        RuleFileError::Invalid { problems, .. } => problems.clone(),
+        other => vec![other.to_string()],
+    }
+}
