@@ -7,7 +7,7 @@ use anyhow::Context;
 use rumqttc::QoS;
 use tokio::sync::watch;
 use tracing::info;
-use valmetal_actors::rules::RuleBook;
+use valmetal_actors::rules::{AlarmState, RuleBook};
 use valmetal_engine::replay::{self, ReplayOptions, ReplaySummary};
 use valmetal_engine::{Config, RunningEngine, broker, bundled_rules};
 
@@ -90,7 +90,12 @@ async fn print_summary(engine: &RunningEngine, summary: &ReplaySummary) {
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let states = engine.hub().device_states(None);
     let applied: u64 = states.iter().map(|state| state.version).sum();
-    let active: usize = states.iter().map(|state| state.alarms.len()).sum();
+    let alarms = states.iter().flat_map(|state| state.alarms.iter());
+    let active = alarms
+        .clone()
+        .filter(|alarm| alarm.state == AlarmState::Active)
+        .count();
+    let unacknowledged = alarms.filter(|alarm| alarm.acknowledged.is_none()).count();
     let transitions = engine
         .history()
         .transition_counts()
@@ -102,7 +107,7 @@ async fn print_summary(engine: &RunningEngine, summary: &ReplaySummary) {
         summary.published, summary.acknowledged
     );
     println!(
-        "  Devices: {}; shadow versions applied: {applied}; alarms active now: {active}.",
+        "  Devices: {}; shadow versions applied: {applied}; alarms active now: {active}, awaiting acknowledgement: {unacknowledged}.",
         states.len()
     );
     for (transition, count) in transitions {
