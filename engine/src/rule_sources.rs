@@ -12,7 +12,7 @@ use valmetal_actors::rules::{RuleBook, RuleFileError, RuleSet, rule_file};
 
 use crate::store::{RuleStore, StoredRuleFile};
 
-/// Where a rule set in force comes from.
+/// Source of a rule set in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleSource {

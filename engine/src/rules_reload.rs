@@ -1,6 +1,6 @@
 //! Hot reload of rule files: the rules directory is read again at an interval, and a change is
-//! validated as a whole and swapped into every device actor without a restart (merged with the
-//! rule files stored through the API, which take precedence).
+//! validated as a whole and swapped into every device actor without a restart. The files are
+//! merged with the rule files stored through the API, which take precedence.
 //!
 //! Files are compared by content, not modification time, so an edit within the same second
 //! is still seen. An invalid file rejects the whole change: the error names the file, line and

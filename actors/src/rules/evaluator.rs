@@ -3,7 +3,7 @@
 //!
 //! It is a plain state machine with no I/O and no clock of its own, so the device actor, the
 //! tests and `valmetal rules backtest` all run the same code: the caller passes the engine
-//! time with every call and asks [`RuleEvaluator::next_deadline`] when to call again.
+//! time with every call and reads [`RuleEvaluator::next_deadline`] to know when to call again.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -29,9 +29,9 @@ struct RuleState {
     last_trigger: i64,
     /// Escalation steps already applied to the open alarm.
     escalation: usize,
-    /// Whether the rule wanted its alarm active at the last evaluation.
-    wanted: bool,
-    /// Engine times of recent changes of `wanted`, for flapping detection.
+    /// Whether the rule called for an active alarm at the last evaluation.
+    should_be_active: bool,
+    /// Engine times of recent changes of `should_be_active`, for flapping detection.
     flips: VecDeque<i64>,
     flapping: bool,
     /// After a manual clear, engine time before which the rule does not raise again.
@@ -58,7 +58,7 @@ impl RuleState {
             open: None,
             last_trigger: 0,
             escalation: 0,
-            wanted: false,
+            should_be_active: false,
             flips: VecDeque::new(),
             flapping: false,
             suppressed_until: None,
@@ -66,7 +66,7 @@ impl RuleState {
     }
 }
 
-/// What triggered an evaluation.
+/// Inputs of one evaluation: the engine time, the frame if a frame triggered it, the shadow.
 #[derive(Clone, Copy)]
 struct Moment<'a> {
     /// Engine time, in milliseconds since the Unix epoch.
@@ -90,7 +90,7 @@ pub struct RuleEvaluator {
 /// stays in the alarm history.
 pub const MAX_UNACKNOWLEDGED: usize = 32;
 
-/// What an operator does to an alarm.
+/// Operator action on an alarm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AlarmAction {
     Acknowledge,
@@ -109,7 +109,7 @@ pub enum AlarmAction {
 pub struct AlarmCommand {
     pub alarm_id: String,
     pub action: AlarmAction,
-    /// Who asks; recorded in the alarm.
+    /// Name of the operator; recorded in the alarm.
     pub by: Arc<str>,
 }
 
@@ -420,11 +420,11 @@ impl RuleEvaluator {
     // === decisions ===
 
     fn decide(&mut self, index: usize, rule: &Rule, moment: Moment<'_>) -> Vec<AlarmEvent> {
-        let wanted = self.wanted(index, rule, moment);
+        let should_be_active = self.should_be_active(index, rule, moment);
         let mut events = Vec::new();
         let state = &mut self.states[index];
-        if wanted != state.wanted {
-            state.wanted = wanted;
+        if should_be_active != state.should_be_active {
+            state.should_be_active = should_be_active;
             state.flips.push_back(moment.now);
         }
         if let Some(limit) = rule.flapping {
@@ -455,7 +455,7 @@ impl RuleEvaluator {
             state.suppressed_until = None;
         }
         let is_open = state.open.is_some();
-        match (wanted, is_open) {
+        match (should_be_active, is_open) {
             (true, false) if suppressed => {}
             (true, false) => events.push(self.raise(index, rule, moment, false)),
             (false, true) => events.extend(self.clear(index, moment)),
@@ -465,8 +465,8 @@ impl RuleEvaluator {
         events
     }
 
-    /// Returns whether the rule wants its alarm active now.
-    fn wanted(&mut self, index: usize, rule: &Rule, moment: Moment<'_>) -> bool {
+    /// Returns whether the rule calls for an active alarm now.
+    fn should_be_active(&mut self, index: usize, rule: &Rule, moment: Moment<'_>) -> bool {
         let state = &mut self.states[index];
         let holds = rule.condition.holds(&active_flags(&state.leaves));
         if state.open.is_some() {
@@ -629,11 +629,11 @@ impl RuleEvaluator {
     }
 
     /// Ends flapping once a whole window passed without a flip: the alarm clears if the rule
-    /// no longer wants it, and otherwise stays active as a settled alarm.
+    /// no longer calls for it, and otherwise stays active as a settled alarm.
     fn settle(&mut self, index: usize, rule: &Rule, moment: Moment<'_>) -> Vec<AlarmEvent> {
         let state = &mut self.states[index];
         state.flapping = false;
-        if !state.wanted {
+        if !state.should_be_active {
             return self.clear(index, moment).into_iter().collect();
         }
         let Some(alarm) = state.open.as_mut() else {
@@ -717,7 +717,10 @@ fn rule_deadline(rule: &Rule, state: &RuleState) -> Option<i64> {
     if let ClearMode::When(condition) = &rule.clear {
         deadlines.push(leaf_deadline(condition, &state.clear_leaves));
     }
-    if let (Some(until), true) = (state.suppressed_until, state.wanted && state.open.is_none()) {
+    if let (Some(until), true) = (
+        state.suppressed_until,
+        state.should_be_active && state.open.is_none(),
+    ) {
         deadlines.push(Some(until));
     }
     if let Some(alarm) = &state.open {

@@ -38,7 +38,7 @@ pub struct Rule {
     pub reraise_after: Duration,
 }
 
-/// Wait before a hand-cleared alarm whose condition still holds is raised again, when a rule
+/// Wait before a hand-cleared alarm whose condition is still true is raised again, when a rule
 /// does not set `reraise_after`.
 pub const DEFAULT_RERAISE_AFTER: Duration = Duration::from_secs(5 * 60);
 

@@ -154,7 +154,7 @@ pub async fn list_alarms(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlarmActionBody {
-    /// Who acts; recorded in the alarm.
+    /// Name of the operator acting; recorded in the alarm.
     by: String,
     /// For `shelve`: until when, RFC 3339.
     until: Option<String>,

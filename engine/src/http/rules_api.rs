@@ -20,7 +20,7 @@ use crate::rule_sources::{StoreRuleError, summarize};
 pub struct RuleFileBody {
     /// The rule file, as TOML text.
     text: String,
-    /// Who stores it; required to store, ignored by validation.
+    /// Name of the operator storing it; required to store, ignored by validation.
     by: Option<String>,
 }
 
