@@ -340,11 +340,15 @@ fn apply_alarm(alarms: &mut Vec<Alarm>, event: &AlarmEvent) {
         .filter(|known| known.state == AlarmState::Cleared)
         .count();
     if cleared > MAX_UNACKNOWLEDGED {
-        if let Some(oldest) = alarms
+        // The device's evaluator drops the alarm cleared first; the view drops the same one.
+        let first_cleared = alarms
             .iter()
-            .position(|known| known.state == AlarmState::Cleared)
-        {
-            alarms.remove(oldest);
+            .enumerate()
+            .filter(|(_, known)| known.state == AlarmState::Cleared)
+            .min_by_key(|(_, known)| known.cleared_at)
+            .map(|(index, _)| index);
+        if let Some(index) = first_cleared {
+            alarms.remove(index);
         }
     }
 }

@@ -42,6 +42,35 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A JSON request body whose rejection (missing, malformed, wrong content type, unknown field)
+/// is answered with an [`ApiError`] in the API's JSON shape instead of plain text.
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    Json<T>: axum::extract::FromRequest<S, Rejection = axum::extract::rejection::JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!(
+                    "{}; send a JSON body as the API documents it",
+                    rejection.body_text()
+                ),
+            )),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct DeviceBody<'a> {
     #[serde(flatten)]
@@ -96,6 +125,8 @@ pub struct AlarmQuery {
     #[serde(default)]
     unacknowledged: bool,
     device: Option<String>,
+    /// An alarm id: the history of that alarm alone.
+    alarm: Option<String>,
     limit: Option<u32>,
 }
 
@@ -137,7 +168,11 @@ pub async fn list_alarms(
     }
     let records = state
         .history
-        .recent(limit, device.as_ref().map(DeviceId::as_str))
+        .recent(
+            limit,
+            device.as_ref().map(DeviceId::as_str),
+            query.alarm.as_deref(),
+        )
         .await
         .map_err(|error| {
             tracing::error!(%error, "Alarm history query failed");
@@ -183,16 +218,9 @@ pub async fn get_alarm(
 pub async fn act_on_alarm(
     State(state): State<Arc<HttpState>>,
     Path((device, rule, raised_at, action)): Path<(String, String, i64, String)>,
-    body: Option<Json<AlarmActionBody>>,
+    JsonBody(body): JsonBody<AlarmActionBody>,
 ) -> Result<Response, ApiError> {
     let id = format!("{device}/{rule}/{raised_at}");
-    let Some(Json(body)) = body else {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            "send a JSON body such as {\"by\": \"alice\"}",
-        ));
-    };
     let by = body.by.trim();
     if by.is_empty() || by.len() > 128 {
         return Err(ApiError::new(
@@ -246,6 +274,12 @@ fn parse_action(action: &str, body: &AlarmActionBody) -> Result<AlarmAction, Api
                             .to_owned(),
                     )),
                 };
+            if until <= valmetal_actors::clock::now_ms() {
+                return Err(invalid(
+                    "the shelving end is already past; give a future `until` or a positive `for`"
+                        .to_owned(),
+                ));
+            }
             Ok(AlarmAction::Shelve { until })
         }
         other => Err(ApiError::new(
@@ -275,7 +309,7 @@ pub struct DesiredBody {
 pub async fn update_desired(
     State(state): State<Arc<HttpState>>,
     Path(id): Path<String>,
-    body: Option<Json<DesiredBody>>,
+    JsonBody(body): JsonBody<DesiredBody>,
 ) -> Result<Response, ApiError> {
     let device = DeviceId::parse(&id).map_err(|error| {
         ApiError::new(
@@ -284,14 +318,6 @@ pub async fn update_desired(
             error.to_string(),
         )
     })?;
-    let Some(Json(body)) = body else {
-        let message = "send a JSON body such as {\"desired\": {\"speed\": 1200}}";
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            message,
-        ));
-    };
     if body.desired.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use valmetal_actors::rules::{RuleFileError, rule_file};
 
 use super::HttpState;
-use super::api::ApiError;
+use super::api::{ApiError, JsonBody};
 use crate::rule_sources::{StoreRuleError, summarize};
 
 /// Body of a rule file upload or validation.
@@ -35,8 +35,7 @@ pub async fn list_rules(State(state): State<Arc<HttpState>>) -> Response {
     Json(serde_json::json!({ "rule_sets": state.rules.summaries() })).into_response()
 }
 
-pub async fn validate_rules(body: Option<Json<RuleFileBody>>) -> Result<Response, ApiError> {
-    let Json(body) = body.ok_or_else(missing_body)?;
+pub async fn validate_rules(JsonBody(body): JsonBody<RuleFileBody>) -> Result<Response, ApiError> {
     let reply = match rule_file::parse(&body.text, "uploaded rule file") {
         Ok(set) => serde_json::json!({
             "valid": true,
@@ -52,9 +51,8 @@ pub async fn validate_rules(body: Option<Json<RuleFileBody>>) -> Result<Response
 pub async fn store_rules(
     State(state): State<Arc<HttpState>>,
     Path(device_type): Path<String>,
-    body: Option<Json<RuleFileBody>>,
+    JsonBody(body): JsonBody<RuleFileBody>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.ok_or_else(missing_body)?;
     let by = body
         .by
         .as_deref()
@@ -115,14 +113,6 @@ pub async fn remove_rules(
     }
     tracing::info!(device.r#type = %device_type, operator = query.by.as_deref().unwrap_or("unknown"), "Stored rule file removed");
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-fn missing_body() -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "invalid_body",
-        "send a JSON body such as {\"text\": \"device_type = ...\", \"by\": \"alice\"}",
-    )
 }
 
 fn problems_of(error: &RuleFileError) -> Vec<String> {

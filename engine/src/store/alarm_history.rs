@@ -149,7 +149,8 @@ impl AlarmHistory {
         transaction.commit().await
     }
 
-    /// Returns the newest transitions first, at most `limit`, optionally of one device.
+    /// Returns the newest transitions first, at most `limit`, optionally of one device or one
+    /// alarm.
     ///
     /// # Errors
     ///
@@ -158,15 +159,17 @@ impl AlarmHistory {
         &self,
         limit: u32,
         device: Option<&str>,
+        alarm: Option<&str>,
     ) -> Result<Vec<AlarmRecord>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT alarm_id, device_id, rule_id, severity, transition, key, value, message, raised_at, \
              cleared_at, frame_ts, cleared_frame_ts, rule_version, inputs, flapping, operator, shelved_until, recorded_at \
              FROM alarm_events \
-             WHERE (?1 IS NULL OR device_id = ?1) ORDER BY id DESC LIMIT ?2",
+             WHERE (?1 IS NULL OR device_id = ?1) AND (?3 IS NULL OR alarm_id = ?3) ORDER BY id DESC LIMIT ?2",
         )
         .bind(device)
         .bind(i64::from(limit))
+        .bind(alarm)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(record_from_row).collect()
