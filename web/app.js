@@ -1,6 +1,7 @@
-// Operator dashboard: keeps a copy of every device shadow and active alarm received over
+// Operator dashboard: keeps a copy of every device shadow and alarm in view received over
 // the engine's WebSocket (docs/websocket-protocol.md) and renders the fleet grid, the
-// alarm panel and one device view. DOM work is batched into one pass on an animation
+// alarm panel, one device view and one alarm's detail. Operators act on alarms through the
+// REST API (docs/configuration.md). DOM work is batched into one pass on an animation
 // frame, at most every RENDER_INTERVAL_MS.
 
 import { LineChart, formatUtcDateTime } from '/chart.js';
@@ -18,6 +19,42 @@ const RENDER_INTERVAL_MS = 100;
 const TOAST_DURATION_MS = 8000;
 const TOAST_MAX_VISIBLE = 4;
 const APP_TITLE = 'Barn telemetry';
+const REQUEST_TIMEOUT_MS = 10_000;
+const OPERATOR_STORAGE_KEY = 'valmetal.operator';
+// The engine rejects a `by` that is empty after trimming or longer than 128 UTF-8 bytes.
+const OPERATOR_NAME_MAX_BYTES = 128;
+// The engine keeps at most this many cleared, unacknowledged alarms per device and drops
+// the one cleared first, without a message to dashboards.
+const MAX_CLEARED_PER_DEVICE = 32;
+// Newest history events of one device read for an alarm's detail; the API allows 1 to 1000.
+const ALARM_HISTORY_LIMIT = 1000;
+// Wait after a transition of the alarm in the detail before its history reloads. The engine
+// writes the history right after it sends the transition, so this is usually enough.
+const HISTORY_RELOAD_DELAY_MS = 700;
+/** Shelving durations offered, as the `for` value of the shelve request and its label. */
+const SHELVE_DURATIONS = [
+  ['1h', '1 h'],
+  ['8h', '8 h'],
+];
+
+const ALARM_TRANSITIONS = new Set([
+  'raised',
+  'cleared',
+  'escalated',
+  'flapping',
+  'settled',
+  'acknowledged',
+  'shelved',
+  'unshelved',
+]);
+
+/** Operator actions on an alarm: the REST path segment, button label and past tense. */
+const ALARM_ACTIONS = {
+  acknowledge: { label: 'Acknowledge', done: 'Acknowledged' },
+  clear: { label: 'Clear', done: 'Cleared' },
+  shelve: { label: 'Shelve', done: 'Shelved' },
+  unshelve: { label: 'Unshelve', done: 'Unshelved' },
+};
 
 // Alarm severities from highest to lowest. An unknown severity ranks below all of them.
 const SEVERITY_RANK = { critical: 5, major: 4, minor: 3, warning: 2, info: 1 };
@@ -59,6 +96,50 @@ function nextInOrder(keys, key) {
     if (next === undefined || collator.compare(other, next) < 0) next = other;
   }
   return next;
+}
+
+/**
+ * Returns the indexes of a longest strictly increasing subsequence of `values`, ignoring
+ * undefined entries, in O(n log n).
+ */
+function longestIncreasingIndexes(values) {
+  // tails[k]: index of the smallest value that ends an increasing run of length k + 1.
+  const tails = [];
+  const previous = new Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    if (values[i] === undefined) continue;
+    let low = 0;
+    let high = tails.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (values[tails[middle]] < values[i]) low = middle + 1;
+      else high = middle;
+    }
+    previous[i] = low > 0 ? tails[low - 1] : -1;
+    tails[low] = i;
+  }
+  const indexes = new Set();
+  for (let i = tails.at(-1) ?? -1; i >= 0; i = previous[i]) indexes.add(i);
+  return indexes;
+}
+
+/**
+ * Puts `nodes` into `parent` in the given order with the fewest moves: the nodes already
+ * in relative order stay, and the others move once each. `parent` must hold no other
+ * children. Moving nodes one by one into place instead can shift every node between an
+ * item's old and new position.
+ */
+function reorderChildren(parent, nodes) {
+  const targetIndexes = new Map(nodes.map((node, index) => [node, index]));
+  const current = [...parent.children].map((child) => targetIndexes.get(child));
+  const staying = new Set();
+  for (const position of longestIncreasingIndexes(current)) staying.add(current[position]);
+  let next = null;
+  for (let index = nodes.length - 1; index >= 0; index--) {
+    const node = nodes[index];
+    if (!staying.has(index)) parent.insertBefore(node, next);
+    next = node;
+  }
 }
 
 function severityRank(severity) {
@@ -189,6 +270,22 @@ function formatLocalTime(ms) {
   return sameDay ? localTimeFormat.format(date) : localDateTimeFormat.format(date);
 }
 
+const localFullDateTimeFormat = new Intl.DateTimeFormat(undefined, {
+  year: 'numeric',
+  month: 'short',
+  day: 'numeric',
+  hour: '2-digit',
+  minute: '2-digit',
+  second: '2-digit',
+  hourCycle: 'h23',
+  timeZoneName: 'short',
+});
+
+/** Formats an engine wall-clock time in the browser's time zone with the date and zone. */
+function formatLocalDateTime(ms) {
+  return localFullDateTimeFormat.format(new Date(ms));
+}
+
 function setTimeElement(element, ms, text) {
   const iso = new Date(ms).toISOString();
   if (element.dateTime !== iso) element.dateTime = iso;
@@ -305,9 +402,12 @@ class SeriesBuffer {
 
 /** Device shadows by device id. */
 const devices = new Map();
-/** Active alarms by alarm id. */
-const activeAlarms = new Map();
-/** Active alarms by device id, each a Map from alarm id to alarm. */
+/**
+ * Alarms in view by alarm id: the active ones, and the cleared ones that no operator has
+ * acknowledged yet.
+ */
+const alarmsInView = new Map();
+/** Alarms in view by device id, each a Map from alarm id to alarm. */
 const alarmsByDevice = new Map();
 /** Chart points by device id, then by key. Kept across reconnects and snapshots. */
 const history = new Map();
@@ -354,25 +454,6 @@ function recordPoint(deviceId, key, entry) {
   buffer.push(entry.ts, entry.value);
 }
 
-function addActiveAlarm(alarm) {
-  activeAlarms.set(alarm.id, alarm);
-  let forDevice = alarmsByDevice.get(alarm.device);
-  if (!forDevice) {
-    forDevice = new Map();
-    alarmsByDevice.set(alarm.device, forDevice);
-  }
-  forDevice.set(alarm.id, alarm);
-}
-
-function removeActiveAlarm(alarmId) {
-  const alarm = activeAlarms.get(alarmId);
-  if (!alarm) return;
-  activeAlarms.delete(alarmId);
-  const forDevice = alarmsByDevice.get(alarm.device);
-  forDevice?.delete(alarmId);
-  if (forDevice?.size === 0) alarmsByDevice.delete(alarm.device);
-}
-
 function isAlarm(value) {
   return (
     value !== null &&
@@ -380,6 +461,73 @@ function isAlarm(value) {
     typeof value.id === 'string' &&
     typeof value.device === 'string'
   );
+}
+
+/** Returns whether `value` is an operator action, `{by, at}`. */
+function isOperatorAction(value) {
+  return value !== null && typeof value === 'object' && typeof value.by === 'string';
+}
+
+function isActive(alarm) {
+  return alarm.state !== 'cleared';
+}
+
+function isShelved(alarm) {
+  return isActive(alarm) && isFiniteNumber(alarm.shelved_until);
+}
+
+function isAcknowledged(alarm) {
+  return isOperatorAction(alarm.acknowledged);
+}
+
+/** Returns whether the alarm makes its device count as in alarm: active and not shelved. */
+function isAlerting(alarm) {
+  return isActive(alarm) && !isShelved(alarm);
+}
+
+/** Returns whether the engine keeps the alarm in view: unless it is cleared and acknowledged. */
+function staysInView(alarm) {
+  return isActive(alarm) || !isAcknowledged(alarm);
+}
+
+function putAlarm(alarm) {
+  alarmsInView.set(alarm.id, alarm);
+  let forDevice = alarmsByDevice.get(alarm.device);
+  if (!forDevice) {
+    forDevice = new Map();
+    alarmsByDevice.set(alarm.device, forDevice);
+  }
+  forDevice.set(alarm.id, alarm);
+  if (!isActive(alarm)) dropExcessClearedAlarms(forDevice);
+}
+
+function removeAlarm(alarmId) {
+  const alarm = alarmsInView.get(alarmId);
+  if (!alarm) return;
+  alarmsInView.delete(alarmId);
+  const forDevice = alarmsByDevice.get(alarm.device);
+  forDevice?.delete(alarmId);
+  if (forDevice?.size === 0) alarmsByDevice.delete(alarm.device);
+}
+
+// Mirrors the engine's limit on cleared, unacknowledged alarms per device, which it
+// enforces without telling dashboards. The engine drops the alarm that was cleared first.
+function dropExcessClearedAlarms(forDevice) {
+  const cleared = [...forDevice.values()].filter((alarm) => !isActive(alarm));
+  if (cleared.length <= MAX_CLEARED_PER_DEVICE) return;
+  cleared.sort((a, b) => (a.cleared_at ?? 0) - (b.cleared_at ?? 0));
+  for (const alarm of cleared.slice(0, cleared.length - MAX_CLEARED_PER_DEVICE)) {
+    removeAlarm(alarm.id);
+  }
+}
+
+/** Returns the number of alarms in view that are active and not shelved. */
+function countAlerting(alarms) {
+  let count = 0;
+  for (const alarm of alarms) {
+    if (isAlerting(alarm)) count++;
+  }
+  return count;
 }
 
 function applySnapshot(message) {
@@ -407,11 +555,12 @@ function applySnapshot(message) {
     if (!seen.has(id)) devices.delete(id);
   }
 
-  activeAlarms.clear();
+  alarmsInView.clear();
   alarmsByDevice.clear();
   for (const alarm of Array.isArray(message.alarms) ? message.alarms : []) {
-    if (isAlarm(alarm) && alarm.state !== 'cleared') addActiveAlarm(alarm);
+    if (isAlarm(alarm) && staysInView(alarm)) putAlarm(alarm);
   }
+  noteAlarmDetailChange(null);
 
   snapshotReceived = true;
   dirty.allDevices = true;
@@ -448,24 +597,42 @@ function applyStatus(message) {
   markDeviceChanged(device.id, true);
 }
 
+const unknownTransitionsWarned = new Set();
+
+/** Returns the engine time of a transition, if the message carries it. */
+function transitionTime(transition, alarm, operator) {
+  if (operator && isFiniteNumber(operator.at)) return operator.at;
+  if (transition === 'raised') return alarm.raised_at;
+  if (transition === 'cleared') return alarm.cleared_at;
+  return null;
+}
+
+// Updates the alarm in place by id whatever the transition, and removes it once it is
+// cleared and acknowledged, as the engine's snapshots do. A transition name this page does
+// not know still updates the alarm and appears in the log under its name.
 function applyAlarmTransition(message) {
   const alarm = message.alarm;
   if (!isAlarm(alarm)) {
     console.warn('Ignored an alarm message without a valid alarm object', message);
     return;
   }
-  const transition = message.transition === 'cleared' ? 'cleared' : 'raised';
-  let at;
-  if (transition === 'cleared') {
-    removeActiveAlarm(alarm.id);
-    at = alarm.cleared_at;
-  } else {
-    addActiveAlarm(alarm);
-    at = alarm.raised_at;
+  const transition = typeof message.transition === 'string' ? message.transition : 'changed';
+  if (!ALARM_TRANSITIONS.has(transition) && !unknownTransitionsWarned.has(transition)) {
+    unknownTransitionsWarned.add(transition);
+    console.warn(`Alarm transition ${JSON.stringify(transition)} is unknown to this page`);
   }
+  const previous = alarmsInView.get(alarm.id);
+  if (staysInView(alarm)) {
+    putAlarm(alarm);
+  } else {
+    removeAlarm(alarm.id);
+  }
+  const operator = isOperatorAction(message.operator) ? message.operator : null;
+  const at = transitionTime(transition, alarm, operator);
   noteFreshEngineTime(at);
+  noteAlarmDetailChange(alarm);
 
-  const entry = { transition, alarm, at: isFiniteNumber(at) ? at : engineNow() };
+  const entry = { transition, alarm, operator, at: isFiniteNumber(at) ? at : engineNow() };
   dirty.logEntries.unshift(entry);
   // A hidden tab runs no animation frames, so pending entries are capped like the log.
   if (dirty.logEntries.length > ALARM_LOG_MAX_ENTRIES) {
@@ -473,7 +640,12 @@ function applyAlarmTransition(message) {
   }
   dirty.alarms = true;
   dirty.counts = true;
-  if (devices.has(alarm.device)) markDeviceChanged(alarm.device, true);
+  // The tile flashes only when its alarm badge changes: an alarm starts or stops counting
+  // (raised, cleared, shelved, unshelved) or a counted alarm changes severity.
+  const wasAlerting = previous !== undefined && isAlerting(previous);
+  const badgeChanged =
+    isAlerting(alarm) !== wasAlerting || (wasAlerting && previous.severity !== alarm.severity);
+  if (devices.has(alarm.device)) markDeviceChanged(alarm.device, badgeChanged);
   if (alarm.device === deviceView.id) dirty.deviceView = true;
   scheduleRender();
 }
@@ -493,6 +665,7 @@ const dirty = {
   /** Alarm log entries not yet in the DOM, newest first. */
   logEntries: [],
   deviceView: false,
+  alarmDetail: false,
 };
 let renderRequested = false;
 let lastRenderAt = -Infinity;
@@ -534,9 +707,10 @@ function render(frameTime) {
   for (const id of dirty.flashes) flashTile(id);
   renderGroups();
   if (dirty.counts || dirty.allDevices) renderCounts();
-  if (dirty.alarms) renderActiveAlarms();
+  if (dirty.alarms) renderAlarmPanel();
   if (dirty.logEntries.length > 0) renderLogEntries(dirty.logEntries);
   if (dirty.deviceView) renderDeviceView();
+  if (dirty.alarmDetail) renderAlarmDetail();
 
   dirty.devices.clear();
   dirty.flashes.clear();
@@ -545,6 +719,7 @@ function render(frameTime) {
   dirty.alarms = false;
   dirty.logEntries = [];
   dirty.deviceView = false;
+  dirty.alarmDetail = false;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -579,19 +754,25 @@ const groups = new Map();
 let groupsCreated = 0;
 const filter = { text: '', status: 'all', alarmsFirst: alarmsFirstInput.checked };
 
-/** Returns the device's presence and its highest active alarm severity. */
+/**
+ * Returns the device's presence and its alarms that are active and not shelved: their
+ * count and highest severity. Shelved and cleared alarms leave the tile as it would be
+ * without them.
+ */
 function deviceStatus(device) {
   const alarms = alarmsByDevice.get(device.id);
   let severity = null;
   let rank = -1;
+  let alarmCount = 0;
   for (const alarm of alarms?.values() ?? []) {
+    if (!isAlerting(alarm)) continue;
+    alarmCount++;
     const alarmRank = severityRank(alarm.severity);
     if (alarmRank > rank) {
       rank = alarmRank;
       severity = String(alarm.severity ?? 'unknown');
     }
   }
-  const alarmCount = alarms?.size ?? 0;
   // Devices in alarm sort before the others, higher severities first.
   const sortRank = alarmCount > 0 ? rank + 1 : 0;
   return { online: device.online, severity, alarmCount, sortRank };
@@ -876,7 +1057,8 @@ function renderCounts() {
   let inAlarm = 0;
   for (const device of devices.values()) {
     if (device.online) online++;
-    if (alarmsByDevice.has(device.id)) inAlarm++;
+    const alarms = alarmsByDevice.get(device.id);
+    if (alarms && countAlerting(alarms.values()) > 0) inAlarm++;
   }
   setText(byId('count-total'), String(devices.size));
   setText(byId('count-online'), String(online));
@@ -895,84 +1077,292 @@ function applyFilterChange() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Alarm panel
+// Alarm items: the panel and device view lists, and the controls they share with the
+// alarm detail
 
-const activeAlarmList = byId('active-alarms');
-const alarmLogList = byId('alarm-log');
-/** Alarm panel items by alarm id. */
-const alarmItems = new Map();
-
-function compareAlarmsNewestFirst(a, b) {
-  return (b.raised_at ?? 0) - (a.raised_at ?? 0) || collator.compare(a.device, b.device);
+/** Orders alarms for display: active first, then by severity, then newest raised first. */
+function compareAlarmsForDisplay(a, b) {
+  const byState = Number(isActive(b)) - Number(isActive(a));
+  if (byState !== 0) return byState;
+  const bySeverity = severityRank(b.severity) - severityRank(a.severity);
+  if (bySeverity !== 0) return bySeverity;
+  return (b.raised_at ?? 0) - (a.raised_at ?? 0) || collator.compare(a.id, b.id);
 }
 
-/** Creates the list item of an active alarm, with a link to its device if `showDevice`. */
+function setDataFlag(element, name, on) {
+  if (on) {
+    element.dataset[name] = '';
+  } else {
+    delete element.dataset[name];
+  }
+}
+
+/** Creates the badges of an alarm's state: active or cleared, acknowledged, shelved, flapping. */
+function createAlarmBadges() {
+  const root = createElement('div', 'alarm-status');
+  const state = createElement('span', 'badge');
+  const acknowledged = createElement('span', 'badge badge-acknowledged');
+  const shelved = createElement('span', 'badge badge-shelved');
+  const flapping = createElement('span', 'badge badge-flapping', 'flapping');
+  flapping.title = 'The condition flips too often; further flips are not reported';
+  root.append(state, acknowledged, shelved, flapping);
+  return { root, state, acknowledged, shelved, flapping };
+}
+
+function renderAlarmBadges(badges, alarm) {
+  const active = isActive(alarm);
+  let stateText = 'active';
+  if (!active) stateText = isAcknowledged(alarm) ? 'cleared' : 'cleared, unacknowledged';
+  badges.state.className = `badge ${active ? 'badge-active' : 'badge-cleared'}`;
+  setText(badges.state, stateText);
+
+  const acknowledged = alarm.acknowledged;
+  badges.acknowledged.hidden = !isOperatorAction(acknowledged);
+  if (isOperatorAction(acknowledged)) {
+    setText(badges.acknowledged, `acknowledged by ${acknowledged.by}`);
+    badges.acknowledged.title = isFiniteNumber(acknowledged.at)
+      ? `Acknowledged ${formatLocalDateTime(acknowledged.at)}`
+      : '';
+  }
+
+  const shelved = isShelved(alarm);
+  badges.shelved.hidden = !shelved;
+  if (shelved) {
+    setText(badges.shelved, `shelved until ${formatLocalTime(alarm.shelved_until)}`);
+    const by = isOperatorAction(alarm.shelved) ? ` by ${alarm.shelved.by}` : '';
+    badges.shelved.title = `Shelved${by} until ${formatLocalDateTime(alarm.shelved_until)}`;
+  }
+
+  badges.flapping.hidden = !(active && alarm.flapping === true);
+}
+
+/** Creates the operator buttons of an alarm. */
+function createAlarmActions() {
+  const root = createElement('div', 'alarm-actions');
+  const buttons = {};
+  for (const [action, { label }] of Object.entries(ALARM_ACTIONS)) {
+    const button = createElement('button', 'button button-small', label);
+    button.type = 'button';
+    button.dataset.action = action === 'shelve' ? 'shelve-menu' : action;
+    buttons[action] = button;
+  }
+  buttons.acknowledge.classList.add('button-primary');
+  buttons.shelve.setAttribute('aria-expanded', 'false');
+  const { acknowledge, clear, shelve, unshelve } = buttons;
+  root.append(acknowledge, clear, shelve, unshelve);
+  return { root, buttons };
+}
+
+// Creates an item's shelving durations on first use, because the panel can list hundreds
+// of alarms.
+function createShelveChoices() {
+  const choices = createElement('div', 'shelve-choices');
+  choices.append(createElement('span', 'shelve-label', 'Shelve for'));
+  for (const [duration, label] of SHELVE_DURATIONS) {
+    const choice = createElement('button', 'button button-small', label);
+    choice.type = 'button';
+    choice.dataset.action = 'shelve';
+    choice.dataset.duration = duration;
+    choice.setAttribute('aria-label', `Shelve for ${label}`);
+    choices.append(choice);
+  }
+  const cancel = createElement('button', 'link-button', 'Cancel');
+  cancel.type = 'button';
+  cancel.dataset.action = 'shelve-cancel';
+  choices.append(cancel);
+  return choices;
+}
+
+/** Shows the buttons that fit the alarm's state, all disabled while a request is pending. */
+function renderAlarmActions(actions, alarm) {
+  const active = isActive(alarm);
+  const shelved = isShelved(alarm);
+  // An alarm that left the view is cleared and acknowledged, or unknown to the engine.
+  const inView = alarmsInView.has(alarm.id);
+  const visible = {
+    acknowledge: inView && !isAcknowledged(alarm),
+    clear: inView && active,
+    shelve: inView && active && !shelved,
+    unshelve: inView && shelved,
+  };
+  const pending = pendingActions.get(alarm.id);
+  for (const [action, button] of Object.entries(actions.buttons)) {
+    button.hidden = !visible[action];
+    button.disabled = pending !== undefined;
+    const label = ALARM_ACTIONS[action].label;
+    setText(button, pending === action ? `${label}…` : label);
+  }
+  for (const choice of actions.root.querySelectorAll('.shelve-choices button')) {
+    choice.disabled = pending !== undefined;
+  }
+  if (!visible.shelve) setShelveChoicesOpen(actions.root, false);
+  actions.root.hidden = !Object.values(visible).some(Boolean);
+}
+
+function setShelveChoicesOpen(actionsRoot, open) {
+  let choices = actionsRoot.querySelector('.shelve-choices');
+  if (!choices && !open) return;
+  if (!choices) {
+    choices = createShelveChoices();
+    choices.hidden = true;
+    actionsRoot.append(choices);
+  }
+  if (choices.hidden === !open) return;
+  choices.hidden = !open;
+  const toggle = actionsRoot.querySelector('[data-action="shelve-menu"]');
+  toggle.setAttribute('aria-expanded', String(open));
+  if (open) choices.querySelector('button').focus();
+}
+
+/** Creates the list item of an alarm in view, with a link to its device if `showDevice`. */
 function createAlarmItem(alarm, showDevice) {
-  const item = createElement('li', `alarm-item sev-${severityClass(alarm.severity)}`);
+  const root = createElement('li', 'alarm-item');
+  root.dataset.alarmId = alarm.id;
+  root.dataset.device = alarm.device;
+  root.dataset.rule = String(alarm.rule ?? '');
+
   const head = createElement('div', 'alarm-head');
-  const severity = String(alarm.severity ?? 'unknown');
-  const badgeClass = `badge badge-severity sev-${severityClass(severity)}`;
-  head.append(createElement('span', badgeClass, severity));
+  const severity = createElement('span', 'badge badge-severity');
+  head.append(severity);
   if (showDevice) {
     const link = createElement('a', 'alarm-device', alarm.device);
     link.href = deviceHref(alarm.device);
     head.append(link);
   }
   head.append(createElement('span', 'alarm-rule', String(alarm.rule ?? '')));
-  item.append(head);
-  if (alarm.message) item.append(createElement('p', 'alarm-message', String(alarm.message)));
+  const explain = createElement('button', 'link-button alarm-explain', 'Why?');
+  explain.type = 'button';
+  explain.dataset.action = 'explain';
+  explain.title = 'Show why the alarm fired and who acted on it';
+  head.append(explain);
 
+  const badges = createAlarmBadges();
+  const message = createElement('p', 'alarm-message');
   const meta = createElement('p', 'alarm-meta');
   const raised = createElement('time');
   const ago = createElement('span', 'alarm-ago');
-  if (isFiniteNumber(alarm.raised_at)) {
-    setTimeElement(raised, alarm.raised_at, `raised ${formatLocalTime(alarm.raised_at)}`);
-    raised.title = formatUtcDateTime(alarm.raised_at);
-  }
-  meta.append(raised, ago);
-  if (isFiniteNumber(alarm.frame_ts)) {
-    const frameText = `frame ${formatUtcDateTime(alarm.frame_ts)}`;
-    const frame = createElement('span', 'alarm-frame', frameText);
-    frame.title = 'Device time of the frame that raised the alarm';
-    meta.append(frame);
-  }
-  item.append(meta);
-  item.ago = ago;
-  item.raisedAt = alarm.raised_at;
-  renderAlarmAgo(item);
+  const cleared = createElement('time', 'alarm-cleared');
+  const frame = createElement('span', 'alarm-frame');
+  frame.title = 'Device time of the frame that raised the alarm';
+  meta.append(raised, ago, cleared, frame);
+  const actions = createAlarmActions();
+  root.append(head, badges.root, message, meta, actions.root);
+
+  const item = { root, alarm: null, pending: undefined, severity, badges, message };
+  Object.assign(item, { raised, ago, cleared, frame, actions });
+  updateAlarmItem(item, alarm);
   return item;
 }
 
-function renderAlarmAgo(item) {
-  if (!isFiniteNumber(item.raisedAt)) return;
-  setText(item.ago, formatAgo(engineNow() - item.raisedAt));
+function updateAlarmItem(item, alarm) {
+  item.alarm = alarm;
+  item.root.alarm = alarm;
+  item.pending = pendingActions.get(alarm.id);
+  const severity = String(alarm.severity ?? 'unknown');
+  item.root.className = `alarm-item sev-${severityClass(severity)}`;
+  item.root.dataset.state = isActive(alarm) ? 'active' : 'cleared';
+  item.root.dataset.severity = severity;
+  setDataFlag(item.root, 'acknowledged', isAcknowledged(alarm));
+  setDataFlag(item.root, 'shelved', isShelved(alarm));
+  item.severity.className = `badge badge-severity sev-${severityClass(severity)}`;
+  setText(item.severity, severity);
+  renderAlarmBadges(item.badges, alarm);
+  setText(item.message, String(alarm.message ?? ''));
+  item.message.hidden = !alarm.message;
+
+  if (isFiniteNumber(alarm.raised_at)) {
+    setTimeElement(item.raised, alarm.raised_at, `raised ${formatLocalTime(alarm.raised_at)}`);
+    item.raised.title = formatLocalDateTime(alarm.raised_at);
+  }
+  const cleared = !isActive(alarm) && isFiniteNumber(alarm.cleared_at);
+  item.cleared.hidden = !cleared;
+  if (cleared) {
+    setTimeElement(item.cleared, alarm.cleared_at, `cleared ${formatLocalTime(alarm.cleared_at)}`);
+    item.cleared.title = formatLocalDateTime(alarm.cleared_at);
+  }
+  item.frame.hidden = !isFiniteNumber(alarm.frame_ts);
+  if (isFiniteNumber(alarm.frame_ts)) {
+    setText(item.frame, `frame ${formatUtcDateTime(alarm.frame_ts)}`);
+  }
+  renderAlarmActions(item.actions, alarm);
+  renderAlarmAgo(item);
 }
 
-function renderActiveAlarms() {
-  for (const [id, item] of alarmItems) {
-    if (!activeAlarms.has(id)) {
-      item.remove();
-      alarmItems.delete(id);
-    }
+function renderAlarmAgo(item) {
+  if (!isFiniteNumber(item.alarm.raised_at)) return;
+  setText(item.ago, formatAgo(engineNow() - item.alarm.raised_at));
+}
+
+/** A rendered list of alarms that keeps one item per alarm id and updates it in place. */
+class AlarmList {
+  constructor(element, showDevice) {
+    this.element = element;
+    this.showDevice = showDevice;
+    /** Items by alarm id. */
+    this.items = new Map();
   }
-  const ordered = [...activeAlarms.values()].sort(compareAlarmsNewestFirst);
-  let expected = activeAlarmList.firstChild;
-  for (const alarm of ordered) {
-    let item = alarmItems.get(alarm.id);
-    if (!item) {
-      item = createAlarmItem(alarm, true);
-      alarmItems.set(alarm.id, item);
+
+  /** Renders `alarms` in the order given. */
+  render(alarms) {
+    const ids = new Set(alarms.map((alarm) => alarm.id));
+    for (const [id, item] of this.items) {
+      if (!ids.has(id)) {
+        item.root.remove();
+        this.items.delete(id);
+      }
     }
-    if (item === expected) {
-      expected = expected.nextSibling;
-    } else {
-      activeAlarmList.insertBefore(item, expected);
+    const roots = [];
+    for (const alarm of alarms) {
+      let item = this.items.get(alarm.id);
+      if (!item) {
+        item = createAlarmItem(alarm, this.showDevice);
+        this.items.set(alarm.id, item);
+      } else if (item.alarm !== alarm || item.pending !== pendingActions.get(alarm.id)) {
+        updateAlarmItem(item, alarm);
+      }
+      roots.push(item.root);
     }
+    reorderChildren(this.element, roots);
   }
+
+  clear() {
+    this.element.textContent = '';
+    this.items.clear();
+  }
+
+  renderAgo() {
+    for (const item of this.items.values()) renderAlarmAgo(item);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Alarm panel
+
+const panelAlarms = new AlarmList(byId('panel-alarms'), true);
+const alarmLogList = byId('alarm-log');
+/** Alarms in view that are active and not shelved, as of the last panel render. */
+let alertingAlarmCount = 0;
+let documentTitle = '';
+
+function renderAlarmPanel() {
+  const ordered = [...alarmsInView.values()].sort(compareAlarmsForDisplay);
+  panelAlarms.render(ordered);
+
+  const alerting = ordered.filter(isAlerting);
+  alertingAlarmCount = alerting.length;
+  const shelved = ordered.filter(isShelved).length;
+  const cleared = ordered.length - alerting.length - shelved;
   const count = byId('active-alarm-count');
-  setText(count, String(activeAlarms.size));
-  count.dataset.severity = ordered.length > 0 ? severityClass(highestSeverity(ordered)) : '';
-  byId('no-active-alarms').hidden = activeAlarms.size > 0;
+  setText(count, String(alerting.length));
+  count.dataset.severity = alerting.length > 0 ? severityClass(highestSeverity(alerting)) : '';
+
+  const parts = [];
+  if (shelved > 0) parts.push(`${shelved} shelved`);
+  if (cleared > 0) parts.push(`${cleared} cleared, not acknowledged`);
+  const summary = byId('alarm-summary');
+  setText(summary, parts.join(' · '));
+  summary.hidden = parts.length === 0;
+  byId('no-alarms').hidden = ordered.length > 0;
   updateDocumentTitle();
 }
 
@@ -985,19 +1375,27 @@ function highestSeverity(alarms) {
 }
 
 function createLogItem(entry) {
-  const { alarm, transition } = entry;
-  const item = createElement('li', `log-entry log-${transition}`);
+  const { alarm, transition, operator } = entry;
+  const known = ALARM_TRANSITIONS.has(transition);
+  const item = createElement('li', `log-entry log-${known ? transition : 'other'}`);
+  item.dataset.alarmId = alarm.id;
+  item.dataset.transition = transition;
+  item.alarm = alarm;
   const time = createElement('time', 'log-time');
   setTimeElement(time, entry.at, formatLocalTime(entry.at));
-  time.title = formatUtcDateTime(entry.at);
+  time.title = formatLocalDateTime(entry.at);
   const label = createElement('span', 'log-transition', transition);
   const severity = createElement('span', `sev-dot sev-${severityClass(alarm.severity)}`);
   severity.title = String(alarm.severity ?? 'unknown');
   severity.append(createElement('span', 'visually-hidden', severity.title));
   const link = createElement('a', 'log-device', alarm.device);
   link.href = deviceHref(alarm.device);
-  const rule = createElement('span', 'log-rule', String(alarm.rule ?? ''));
+  const rule = createElement('button', 'link-button log-rule', String(alarm.rule ?? ''));
+  rule.type = 'button';
+  rule.dataset.action = 'explain';
+  rule.title = 'Show the alarm';
   item.append(time, label, severity, link, rule);
+  if (operator) item.append(createElement('span', 'log-operator', `by ${operator.by}`));
   return item;
 }
 
@@ -1012,6 +1410,528 @@ function renderLogEntries(entries) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Operator name and alarm actions
+
+const operatorDialog = byId('operator-dialog');
+const operatorInput = byId('operator-input');
+const operatorError = byId('operator-error');
+const utf8Encoder = new TextEncoder();
+
+/** The name sent as `by` with alarm actions, or null until the operator enters one. */
+let operatorName = readStoredOperatorName();
+/** The pending request for a name while the operator dialog is open. */
+let operatorNamePromise = null;
+let resolveOperatorName = null;
+
+/** Alarm ids with an operator request in flight, and the action requested. */
+const pendingActions = new Map();
+
+/** Returns why the engine would reject `name` as `by`, or null if it is valid. */
+function operatorNameProblem(name) {
+  if (name === '') return 'Enter your name.';
+  const bytes = utf8Encoder.encode(name).length;
+  if (bytes > OPERATOR_NAME_MAX_BYTES) {
+    const limit = OPERATOR_NAME_MAX_BYTES;
+    return `The name takes ${bytes} bytes in UTF-8; the engine accepts at most ${limit}.`;
+  }
+  return null;
+}
+
+function readStoredOperatorName() {
+  let stored = null;
+  try {
+    stored = localStorage.getItem(OPERATOR_STORAGE_KEY);
+  } catch (error) {
+    console.warn('Failed to read the operator name from localStorage', error);
+  }
+  const name = typeof stored === 'string' ? stored.trim() : '';
+  return operatorNameProblem(name) === null ? name : null;
+}
+
+function storeOperatorName(name) {
+  try {
+    localStorage.setItem(OPERATOR_STORAGE_KEY, name);
+  } catch (error) {
+    console.warn('Failed to store the operator name; it lasts until the page reloads', error);
+  }
+}
+
+function renderOperator() {
+  setText(byId('operator-name'), operatorName ?? 'not set');
+  setDataFlag(byId('operator'), 'unset', operatorName === null);
+  setText(byId('operator-change'), operatorName === null ? 'Set name' : 'Change');
+}
+
+/** Opens the name dialog and resolves with the name saved, or null if it was cancelled. */
+function askOperatorName() {
+  if (operatorNamePromise) return operatorNamePromise;
+  operatorInput.value = operatorName ?? '';
+  operatorInput.removeAttribute('aria-invalid');
+  operatorError.hidden = true;
+  operatorDialog.returnValue = '';
+  operatorDialog.showModal();
+  operatorInput.select();
+  operatorNamePromise = new Promise((resolve) => {
+    resolveOperatorName = resolve;
+  });
+  return operatorNamePromise;
+}
+
+function handleOperatorSubmit(event) {
+  event.preventDefault();
+  const name = operatorInput.value.trim();
+  const problem = operatorNameProblem(name);
+  if (problem !== null) {
+    setText(operatorError, problem);
+    operatorError.hidden = false;
+    operatorInput.setAttribute('aria-invalid', 'true');
+    operatorInput.focus();
+    return;
+  }
+  operatorName = name;
+  storeOperatorName(name);
+  renderOperator();
+  operatorDialog.close('saved');
+}
+
+function handleOperatorDialogClose() {
+  const resolve = resolveOperatorName;
+  operatorNamePromise = null;
+  resolveOperatorName = null;
+  resolve?.(operatorDialog.returnValue === 'saved' ? operatorName : null);
+}
+
+/** Returns the alarm's REST path below `/api/v1/alarms/`: its id, each segment escaped. */
+function alarmPath(alarmId) {
+  return alarmId.split('/').map(encodeURIComponent).join('/');
+}
+
+/** Returns the `{code, message}` of an API error response, also for a body that is not JSON. */
+async function readApiError(response) {
+  const text = await response.text().catch(() => '');
+  try {
+    const body = JSON.parse(text);
+    if (typeof body?.error?.message === 'string') return body.error;
+  } catch {
+    // Errors that the HTTP framework writes itself are plain text.
+  }
+  const message = text.trim().slice(0, 300) || `HTTP status ${response.status}`;
+  return { code: `http_${response.status}`, message };
+}
+
+/** Fetches `url`, failing with a TimeoutError after REQUEST_TIMEOUT_MS. */
+async function fetchWithTimeout(url, options = {}) {
+  return fetch(url, { ...options, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+}
+
+function describeFetchError(error) {
+  if (error?.name === 'TimeoutError') {
+    return `the engine did not answer within ${REQUEST_TIMEOUT_MS / 1000} s`;
+  }
+  return `the engine could not be reached (${error?.message ?? error})`;
+}
+
+function setPendingAction(alarmId, action) {
+  if (action === undefined) {
+    pendingActions.delete(alarmId);
+  } else {
+    pendingActions.set(alarmId, action);
+  }
+  dirty.alarms = true;
+  if (alarmsInView.get(alarmId)?.device === deviceView.id) dirty.deviceView = true;
+  if (alarmDetail.alarm?.id === alarmId) dirty.alarmDetail = true;
+  scheduleRender();
+}
+
+function announce(text) {
+  const announcer = byId('action-announcer');
+  announcer.textContent = '';
+  announcer.textContent = text;
+}
+
+/**
+ * Sends an operator action on `alarm` to the engine, asking for the operator's name first
+ * if none is stored. The page shows the result when the engine sends the transition over
+ * the WebSocket. A failure shows the engine's error message in a toast.
+ */
+async function requestAlarmAction(alarm, action, options = {}) {
+  if (pendingActions.has(alarm.id)) return;
+  const by = operatorName ?? (await askOperatorName());
+  if (by === null) return;
+
+  const { label, done } = ALARM_ACTIONS[action];
+  const subject = `${alarm.rule} on ${alarm.device}`;
+  const url = `/api/v1/alarms/${alarmPath(alarm.id)}/${action}`;
+  setPendingAction(alarm.id, action);
+  try {
+    const response = await fetchWithTimeout(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ by, ...options }),
+    });
+    if (response.ok) {
+      announce(`${done} ${subject}.`);
+      return;
+    }
+    const error = await readApiError(response);
+    console.warn(`POST ${url} failed with status ${response.status}`, error);
+    showToast(`${label} failed for ${subject}: ${error.message}`);
+    // The engine no longer has the alarm, for example a cleared alarm beyond its
+    // per-device limit, so no action on it can succeed and it leaves the list.
+    if (error.code === 'alarm_not_found') forgetAlarm(alarm);
+  } catch (error) {
+    console.warn(`POST ${url} failed`, error);
+    showToast(`${label} failed for ${subject}: ${describeFetchError(error)}.`);
+  } finally {
+    setPendingAction(alarm.id, undefined);
+  }
+}
+
+function forgetAlarm(alarm) {
+  removeAlarm(alarm.id);
+  dirty.alarms = true;
+  dirty.counts = true;
+  if (devices.has(alarm.device)) markDeviceChanged(alarm.device, false);
+  if (alarmDetail.alarm?.id === alarm.id) dirty.alarmDetail = true;
+  scheduleRender();
+}
+
+/**
+ * Handles clicks in alarm lists, the transition log and the alarm detail: the element
+ * with `data-alarm-id` names the alarm, and the button's `data-action` the action.
+ */
+function handleAlarmClick(event) {
+  const holder = event.target.closest('[data-alarm-id]');
+  if (!holder) return;
+  const alarm = alarmsInView.get(holder.dataset.alarmId) ?? holder.alarm;
+  if (!alarm) return;
+  const control = event.target.closest('button[data-action]');
+  if (!control) {
+    // A click on an item's text opens its detail, unless it ends a text selection.
+    const onItemText =
+      holder.classList.contains('alarm-item') && !event.target.closest('a, .alarm-actions');
+    if (onItemText && getSelection().isCollapsed) openAlarmDetail(alarm);
+    return;
+  }
+  const actionsRoot = control.closest('.alarm-actions');
+  const action = control.dataset.action;
+  switch (action) {
+    case 'explain':
+      openAlarmDetail(alarm);
+      break;
+    case 'shelve-menu': {
+      const choices = actionsRoot.querySelector('.shelve-choices');
+      setShelveChoicesOpen(actionsRoot, !choices || choices.hidden);
+      break;
+    }
+    case 'shelve-cancel':
+      setShelveChoicesOpen(actionsRoot, false);
+      actionsRoot.querySelector('[data-action="shelve-menu"]').focus();
+      break;
+    case 'shelve':
+      setShelveChoicesOpen(actionsRoot, false);
+      requestAlarmAction(alarm, 'shelve', { for: control.dataset.duration });
+      break;
+    default:
+      if (Object.hasOwn(ALARM_ACTIONS, action)) requestAlarmAction(alarm, action);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Alarm detail: why an alarm fired and who acted on it
+
+const alarmDialog = byId('alarm-dialog');
+const alarmDetailRoot = byId('alarm-detail');
+
+const alarmDetail = {
+  /** The alarm shown, as last received, or null while the dialog is closed. */
+  alarm: null,
+  /** Parts of the detail that stay while the same alarm is shown. */
+  parts: null,
+  /** Transitions from the alarm history, oldest first. */
+  history: { state: 'idle', events: [], error: '', request: 0, reloadTimer: 0 },
+};
+
+/** Shows `alarm` in the detail dialog, opening the dialog if it is closed. */
+function openAlarmDetail(alarm) {
+  const current = alarmsInView.get(alarm.id) ?? alarm;
+  const sameAlarm = alarmDetail.alarm?.id === current.id;
+  alarmDetail.alarm = current;
+  if (!sameAlarm) {
+    alarmDetail.parts = createAlarmDetail(current);
+    alarmDetailRoot.replaceChildren(alarmDetail.parts.root);
+    alarmDetail.history.events = [];
+    alarmDetail.history.state = 'idle';
+    loadAlarmHistory();
+  }
+  renderAlarmDetail();
+  if (!alarmDialog.open) alarmDialog.showModal();
+}
+
+function handleAlarmDialogClose() {
+  clearTimeout(alarmDetail.history.reloadTimer);
+  // A response that arrives after the dialog closed is ignored.
+  alarmDetail.history.request++;
+  alarmDetail.alarm = null;
+  alarmDetail.parts = null;
+  alarmDetailRoot.replaceChildren();
+}
+
+/**
+ * Updates the detail after a transition of `alarm`, or after a snapshot if `alarm` is null.
+ * An alarm that left the view stays in the dialog as last received.
+ */
+function noteAlarmDetailChange(alarm) {
+  const shown = alarmDetail.alarm;
+  if (!shown) return;
+  if (alarm === null) {
+    alarmDetail.alarm = alarmsInView.get(shown.id) ?? shown;
+    dirty.alarmDetail = true;
+    return;
+  }
+  if (alarm.id !== shown.id) return;
+  alarmDetail.alarm = alarm;
+  dirty.alarmDetail = true;
+  clearTimeout(alarmDetail.history.reloadTimer);
+  alarmDetail.history.reloadTimer = setTimeout(loadAlarmHistory, HISTORY_RELOAD_DELAY_MS);
+}
+
+function createDetailSection(title) {
+  const section = createElement('section', 'detail-section');
+  section.append(createElement('h3', '', title));
+  return section;
+}
+
+function createDetailTable(headings) {
+  const wrapper = createElement('div', 'table-scroll');
+  const table = createElement('table', 'detail-table');
+  const head = createElement('thead');
+  const row = createElement('tr');
+  for (const heading of headings) {
+    const cell = createElement('th', '', heading);
+    cell.scope = 'col';
+    row.append(cell);
+  }
+  head.append(row);
+  const body = createElement('tbody');
+  table.append(head, body);
+  wrapper.append(table);
+  return { wrapper, body };
+}
+
+function createAlarmDetail(alarm) {
+  const root = createElement('div', 'alarm-detail-body');
+  root.dataset.alarmId = alarm.id;
+
+  const head = createElement('div', 'alarm-head');
+  const severity = createElement('span', 'badge badge-severity');
+  const device = createElement('a', 'alarm-device', alarm.device);
+  device.href = deviceHref(alarm.device);
+  head.append(severity, device, createElement('span', 'alarm-rule', String(alarm.rule ?? '')));
+  const message = createElement('p', 'alarm-message');
+  const badges = createAlarmBadges();
+  const note = createElement('p', 'alarm-detail-note');
+  const actions = createAlarmActions();
+
+  const facts = createDetailSection('Alarm');
+  const factList = createElement('dl', 'detail-list');
+  facts.append(factList);
+
+  const inputs = createDetailSection('Inputs when it was raised');
+  const inputTable = createDetailTable(['Key', 'Value', 'Device time']);
+  const noInputs = createElement('p', 'muted', 'The alarm carries no input values.');
+  inputs.append(inputTable.wrapper, noInputs);
+
+  const history = createDetailSection('History');
+  const historyTable = createDetailTable(['Recorded', 'Transition', 'Operator', 'Severity']);
+  const historyStatus = createElement('p', 'muted');
+  history.append(historyTable.wrapper, historyStatus);
+
+  root.append(head, message, badges.root, note, actions.root, facts, inputs, history);
+  return {
+    root,
+    severity,
+    message,
+    badges,
+    note,
+    actions,
+    factList,
+    inputRows: inputTable.body,
+    inputTable: inputTable.wrapper,
+    noInputs,
+    historyRows: historyTable.body,
+    historyTable: historyTable.wrapper,
+    historyStatus,
+  };
+}
+
+function formatOperatorAction(action) {
+  if (!isOperatorAction(action)) return null;
+  return isFiniteNumber(action.at) ? `${action.by}, ${formatLocalDateTime(action.at)}` : action.by;
+}
+
+/** Returns the detail's facts as [term, description, title] rows, in reading order. */
+function alarmFacts(alarm) {
+  const active = isActive(alarm);
+  const rows = [
+    ['Rule', `${alarm.rule} (rule file version ${alarm.rule_version ?? 'unknown'})`],
+    ['Alarm id', alarm.id],
+  ];
+  if (typeof alarm.key === 'string') {
+    const valueLabel = active ? 'Value that raised it' : 'Value that cleared it';
+    rows.push(['Key', alarm.key], [valueLabel, formatValue(alarm.key, alarm.value)]);
+  }
+  const engineTime = (ms) => (isFiniteNumber(ms) ? formatLocalDateTime(ms) : '—');
+  const deviceTime = (ms) => (isFiniteNumber(ms) ? formatUtcDateTime(ms) : '—');
+  const engineHint = 'Engine time, in this browser\u2019s time zone';
+  rows.push(
+    ['Raised', engineTime(alarm.raised_at), engineHint],
+    ['Raising frame', deviceTime(alarm.frame_ts), 'Device time of the frame that raised it'],
+  );
+  if (!active) {
+    const clearingHint = 'Device time of the frame that cleared it, if a frame did';
+    rows.push(
+      ['Cleared', engineTime(alarm.cleared_at), engineHint],
+      ['Clearing frame', deviceTime(alarm.cleared_frame_ts), clearingHint],
+      ['Cleared by', formatOperatorAction(alarm.cleared_by) ?? 'the rule'],
+    );
+  }
+  rows.push(['Acknowledged by', formatOperatorAction(alarm.acknowledged) ?? 'nobody yet']);
+  if (isShelved(alarm)) {
+    const by = formatOperatorAction(alarm.shelved) ?? 'unknown';
+    rows.push(['Shelved by', `${by}; until ${formatLocalDateTime(alarm.shelved_until)}`]);
+  } else if (active) {
+    rows.push(['Shelved', 'no']);
+  }
+  return rows;
+}
+
+function renderAlarmDetail() {
+  const { alarm, parts } = alarmDetail;
+  if (!alarm || !parts) return;
+  const severity = String(alarm.severity ?? 'unknown');
+  parts.root.alarm = alarm;
+  setText(byId('alarm-dialog-title'), `${alarm.rule} on ${alarm.device}`);
+  parts.severity.className = `badge badge-severity sev-${severityClass(severity)}`;
+  setText(parts.severity, severity);
+  setText(parts.message, String(alarm.message ?? ''));
+  renderAlarmBadges(parts.badges, alarm);
+  renderAlarmActions(parts.actions, alarm);
+
+  let note = '';
+  if (!alarmsInView.has(alarm.id)) {
+    note = isActive(alarm) || !isAcknowledged(alarm)
+      ? 'The engine no longer lists this alarm.'
+      : 'Cleared and acknowledged, so the engine no longer lists it.';
+  }
+  setText(parts.note, note);
+  parts.note.hidden = note === '';
+
+  const facts = document.createDocumentFragment();
+  for (const [term, description, title] of alarmFacts(alarm)) {
+    const row = createElement('div');
+    const dt = createElement('dt', '', term);
+    const dd = createElement('dd', '', description);
+    if (title) dd.title = title;
+    row.append(dt, dd);
+    facts.append(row);
+  }
+  parts.factList.replaceChildren(facts);
+
+  const inputs = Array.isArray(alarm.inputs) ? alarm.inputs.filter(isInput) : [];
+  parts.inputRows.replaceChildren(...inputs.map(createInputRow));
+  parts.inputTable.hidden = inputs.length === 0;
+  parts.noInputs.hidden = inputs.length > 0;
+
+  renderAlarmHistory(parts);
+}
+
+function isInput(input) {
+  return input !== null && typeof input === 'object' && typeof input.key === 'string';
+}
+
+function createInputRow(input) {
+  const row = createElement('tr');
+  const key = createElement('th', 'shadow-key', input.key);
+  key.scope = 'row';
+  const value = createElement('td', 'shadow-value', formatValue(input.key, input.value));
+  const deviceTime = isFiniteNumber(input.ts) ? formatUtcDateTime(input.ts) : '—';
+  const time = createElement('td', 'shadow-time', deviceTime);
+  row.append(key, value, time);
+  return row;
+}
+
+function renderAlarmHistory(parts) {
+  const { state, events, error } = alarmDetail.history;
+  const rows = events.map((event) => {
+    const row = createElement('tr');
+    const recorded = createElement('td', 'shadow-time');
+    if (isFiniteNumber(event.recorded_at)) {
+      recorded.textContent = formatLocalDateTime(event.recorded_at);
+    }
+    const transition = createElement('td', 'history-transition', String(event.transition ?? ''));
+    const by = typeof event.operator === 'string' ? event.operator : '—';
+    const operator = createElement('td', '', by);
+    const severity = createElement('td', '', String(event.severity ?? ''));
+    row.append(recorded, transition, operator, severity);
+    return row;
+  });
+  parts.historyRows.replaceChildren(...rows);
+  parts.historyTable.hidden = rows.length === 0;
+
+  let status = '';
+  if (state === 'loading' && rows.length === 0) status = 'Loading the alarm history…';
+  if (state === 'failed') status = `The alarm history could not be loaded: ${error}`;
+  if (state === 'loaded' && rows.length === 0) {
+    const limit = ALARM_HISTORY_LIMIT;
+    status = `No stored transition of this alarm among the newest ${limit} of its device.`;
+  }
+  setText(parts.historyStatus, status);
+  parts.historyStatus.hidden = status === '';
+}
+
+// The history API filters by device, not by alarm, so the detail reads the newest events
+// of the device and keeps this alarm's.
+// NOTE: an alarm whose device has more than ALARM_HISTORY_LIMIT newer events shows only
+// part of its history, or none.
+async function loadAlarmHistory() {
+  const alarm = alarmDetail.alarm;
+  if (!alarm) return;
+  const history = alarmDetail.history;
+  const request = ++history.request;
+  if (history.state !== 'loaded') history.state = 'loading';
+  dirty.alarmDetail = true;
+  scheduleRender();
+
+  const query = new URLSearchParams({ device: alarm.device, limit: String(ALARM_HISTORY_LIMIT) });
+  const url = `/api/v1/alarms?${query}`;
+  let events;
+  let error = '';
+  try {
+    const response = await fetchWithTimeout(url);
+    if (response.ok) {
+      const body = await response.json();
+      events = Array.isArray(body.events) ? body.events : [];
+    } else {
+      error = (await readApiError(response)).message;
+    }
+  } catch (cause) {
+    error = describeFetchError(cause);
+  }
+  if (request !== history.request) return;
+  if (events) {
+    history.events = events.filter((event) => event?.alarm_id === alarm.id).reverse();
+    history.state = 'loaded';
+  } else {
+    console.warn(`GET ${url} failed: ${error}`);
+    history.state = 'failed';
+    history.error = error;
+  }
+  dirty.alarmDetail = true;
+  scheduleRender();
+}
+
+// ---------------------------------------------------------------------------------------
 // Device view
 
 const deviceView = {
@@ -1022,11 +1942,16 @@ const deviceView = {
   /** Cells of the reported-state table by key: { value, time }. */
   rows: new Map(),
 };
+const deviceAlarms = new AlarmList(byId('device-alarms'), false);
 
-/** Sets the tab title: the device shown, if any, after the count of active alarms. */
+/** Sets the tab title: the device shown, if any, after the count of active, unshelved alarms. */
 function updateDocumentTitle() {
   const view = deviceView.id === null ? APP_TITLE : `${deviceView.id} · ${APP_TITLE}`;
-  document.title = activeAlarms.size > 0 ? `(${activeAlarms.size}) ${view}` : view;
+  const title = alertingAlarmCount > 0 ? `(${alertingAlarmCount}) ${view}` : view;
+  // Reading or setting document.title costs time even when it does not change.
+  if (title === documentTitle) return;
+  documentTitle = title;
+  document.title = title;
 }
 
 function closeDeviceView() {
@@ -1035,7 +1960,7 @@ function closeDeviceView() {
   deviceView.rows.clear();
   byId('charts').textContent = '';
   byId('shadow-rows').textContent = '';
-  byId('device-alarms').textContent = '';
+  deviceAlarms.clear();
   deviceView.id = null;
 }
 
@@ -1093,11 +2018,9 @@ function renderDeviceSeen(device) {
 }
 
 function renderDeviceAlarms(device) {
-  const list = byId('device-alarms');
   const alarms = [...(alarmsByDevice.get(device.id)?.values() ?? [])];
-  alarms.sort(compareAlarmsNewestFirst);
-  list.textContent = '';
-  for (const alarm of alarms) list.append(createAlarmItem(alarm, false));
+  alarms.sort(compareAlarmsForDisplay);
+  deviceAlarms.render(alarms);
   byId('device-no-alarms').hidden = alarms.length > 0;
 }
 
@@ -1165,6 +2088,8 @@ const deviceSection = byId('device-view');
 let fleetScrollY = 0;
 
 function route() {
+  // The device link in the alarm detail navigates, and the dialog would cover the new view.
+  if (alarmDialog.open) alarmDialog.close();
   const match = /^#\/device\/(.+)$/.exec(location.hash);
   if (match) {
     let id = match[1];
@@ -1448,11 +2373,11 @@ function tick() {
   for (const [id, tile] of tiles) {
     if (tile.onScreen && !tile.root.hidden) renderTileSeen(tile, devices.get(id));
   }
-  for (const item of alarmItems.values()) renderAlarmAgo(item);
+  panelAlarms.renderAgo();
   if (deviceView.id !== null) {
     const device = devices.get(deviceView.id);
     if (device) renderDeviceSeen(device);
-    for (const item of byId('device-alarms').children) renderAlarmAgo(item);
+    deviceAlarms.renderAgo();
   }
 }
 
@@ -1493,6 +2418,21 @@ function start() {
     });
   }
   byId('retry-now').addEventListener('click', retryNow);
+  for (const id of ['panel-alarms', 'device-alarms', 'alarm-log', 'alarm-detail']) {
+    byId(id).addEventListener('click', handleAlarmClick);
+  }
+  alarmDialog.addEventListener('close', handleAlarmDialogClose);
+  alarmDialog.addEventListener('click', (event) => {
+    // A click on the backdrop lands on the dialog element itself.
+    if (event.target === alarmDialog || event.target.closest('[data-close-dialog]')) {
+      alarmDialog.close();
+    }
+  });
+  byId('operator-change').addEventListener('click', () => askOperatorName());
+  byId('operator-form').addEventListener('submit', handleOperatorSubmit);
+  byId('operator-cancel').addEventListener('click', () => operatorDialog.close('cancelled'));
+  operatorDialog.addEventListener('close', handleOperatorDialogClose);
+  renderOperator();
   window.addEventListener('online', retryNow);
   window.addEventListener('hashchange', route);
 
