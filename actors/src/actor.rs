@@ -15,7 +15,7 @@ use crate::clock::now_ms;
 use crate::device_id::DeviceId;
 use crate::events::{DesiredChange, DeviceEvents, DeviceSnapshot, PresenceChange, ShadowChange};
 use crate::rules::{AlarmCommand, AlarmEvent, CommandError, RuleBook, RuleEvaluator, RuleSet};
-use crate::shadow::{FrameOutcome, Shadow};
+use crate::shadow::{FrameOutcome, MAX_DESIRED_KEYS, Shadow};
 use crate::telemetry::{ActorFrameProcessed, AlarmTransitioned, FrameOutcomeLabel};
 use crate::value::{Frame, Value};
 
@@ -47,7 +47,7 @@ pub struct AlarmCommandRequest(pub AlarmCommand);
 
 /// An operator's change of desired values; `None` removes a key's desired value.
 #[derive(Debug, Message)]
-#[rtype(result = "DesiredChange")]
+#[rtype(result = "Result<DesiredChange, DesiredUpdateError>")]
 pub struct DesiredUpdate {
     pub changes: Vec<(Arc<str>, Option<Value>)>,
 }
@@ -262,12 +262,28 @@ impl Handler<SnapshotQuery> for DeviceActor {
     }
 }
 
+/// Error changing desired values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DesiredUpdateError {
+    #[error("device has not reported yet")]
+    NotFound,
+    #[error("the device's actor stopped")]
+    Stopped,
+    #[error(
+        "the change leaves {0} desired keys; the limit is {MAX_DESIRED_KEYS}, remove keys with null first"
+    )]
+    TooManyKeys(usize),
+}
+
 impl Handler<DesiredUpdate> for DeviceActor {
-    type Result = actix::MessageResult<DesiredUpdate>;
+    type Result = Result<DesiredChange, DesiredUpdateError>;
 
     fn handle(&mut self, update: DesiredUpdate, context: &mut Self::Context) -> Self::Result {
         let now = now_ms();
-        let changed = self.shadow.set_desired(&update.changes, now);
+        let changed = self
+            .shadow
+            .set_desired(&update.changes, now)
+            .map_err(DesiredUpdateError::TooManyKeys)?;
         let change = DesiredChange {
             device: self.id.clone(),
             version: self.shadow.version(),
@@ -281,7 +297,7 @@ impl Handler<DesiredUpdate> for DeviceActor {
             self.publish_alarms(events);
             self.arm_timer(context);
         }
-        actix::MessageResult(change)
+        Ok(change)
     }
 }
 

@@ -17,7 +17,8 @@ pub mod telemetry;
 pub mod value;
 
 pub use actor::{
-    AlarmCommandRequest, DeviceActor, FrameBatch, PresenceReport, RulesReplaced, SnapshotQuery,
+    AlarmCommandRequest, DesiredUpdate, DesiredUpdateError, DeviceActor, FrameBatch,
+    PresenceReport, RulesReplaced, SnapshotQuery,
 };
 pub use device_id::{DeviceId, DeviceIdError};
 pub use device_types::{DeviceTypePattern, DeviceTypes, FarmPattern, Farms};

@@ -10,7 +10,10 @@ use actix::{Actor, Addr, ArbiterHandle, Handler, MailboxError, Message};
 use dashmap::DashMap;
 use parking_lot::RwLock;
 
-use crate::actor::{AlarmCommandRequest, DesiredUpdate, DeviceActor, RulesReplaced, SnapshotQuery};
+use crate::actor::{
+    AlarmCommandRequest, DesiredUpdate, DesiredUpdateError, DeviceActor, RulesReplaced,
+    SnapshotQuery,
+};
 use crate::device_id::DeviceId;
 use crate::device_types::{DeviceTypes, Farms};
 use crate::events::{DesiredChange, DeviceEvents, DeviceSnapshot};
@@ -85,17 +88,22 @@ impl DeviceRegistry {
     ///
     /// # Errors
     ///
-    /// Returns `Ok(None)` when the device has no actor, and [`MailboxError`] if the actor
-    /// stopped before replying.
+    /// Returns [`DesiredUpdateError`] when the device has no actor, its actor stopped, or the
+    /// change would leave too many desired keys.
     pub async fn update_desired(
         &self,
         device: &DeviceId,
         changes: Vec<(Arc<str>, Option<Value>)>,
-    ) -> Result<Option<DesiredChange>, MailboxError> {
-        let Some(address) = self.actors.get(device).map(|entry| entry.clone()) else {
-            return Ok(None);
-        };
-        address.send(DesiredUpdate { changes }).await.map(Some)
+    ) -> Result<DesiredChange, DesiredUpdateError> {
+        let address = self
+            .actors
+            .get(device)
+            .map(|entry| entry.clone())
+            .ok_or(DesiredUpdateError::NotFound)?;
+        address
+            .send(DesiredUpdate { changes })
+            .await
+            .map_err(|_| DesiredUpdateError::Stopped)?
     }
 
     /// Returns the whole state of `device`, or `None` if it has no actor.

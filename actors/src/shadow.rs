@@ -10,6 +10,9 @@ use serde::Serialize;
 
 use crate::value::{Frame, Value};
 
+/// Desired keys one device may have, as many as one frame may report.
+pub const MAX_DESIRED_KEYS: usize = 256;
+
 /// A reported value with the device time it was measured at.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReportedValue {
@@ -104,8 +107,37 @@ impl Shadow {
     }
 
     /// Sets or, with `None`, removes desired values at engine time `now`. Returns the new
-    /// version when anything changed; a desired change counts as a shadow change.
-    pub fn set_desired(&mut self, changes: &[(Arc<str>, Option<Value>)], now: i64) -> Option<u64> {
+    /// version when anything changed; a desired change counts as a shadow change. A change
+    /// that would leave more than [`MAX_DESIRED_KEYS`] desired keys is refused whole.
+    ///
+    /// # Errors
+    ///
+    /// Returns the number of keys the change would leave when it is over the limit.
+    pub fn set_desired(
+        &mut self,
+        changes: &[(Arc<str>, Option<Value>)],
+        now: i64,
+    ) -> Result<Option<u64>, usize> {
+        let added = changes
+            .iter()
+            .filter(|(key, value)| {
+                value.is_some() && !self.desired.iter().any(|(name, _)| name == key)
+            })
+            .count();
+        let removed = changes
+            .iter()
+            .filter(|(key, value)| {
+                value.is_none() && self.desired.iter().any(|(name, _)| name == key)
+            })
+            .count();
+        let total = self.desired.len() + added - removed;
+        if total > MAX_DESIRED_KEYS {
+            return Err(total);
+        }
+        Ok(self.apply_desired(changes, now))
+    }
+
+    fn apply_desired(&mut self, changes: &[(Arc<str>, Option<Value>)], now: i64) -> Option<u64> {
         let mut changed = false;
         for (key, value) in changes {
             let position = self.desired.iter().position(|(name, _)| name == key);

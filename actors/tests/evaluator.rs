@@ -617,7 +617,8 @@ when = { key = "speed", desired_not_reached_within = "2m", tolerance = 5.0 }
     device.number(0, "speed", 800.0);
     device
         .shadow
-        .set_desired(&[(Arc::from("speed"), Some(Value::Number(1200.0)))], MINUTE);
+        .set_desired(&[(Arc::from("speed"), Some(Value::Number(1200.0)))], MINUTE)
+        .unwrap();
     let events = device.evaluator.on_desired(&device.shadow, MINUTE);
     assert!(events.is_empty());
     assert_eq!(device.evaluator.next_deadline(), Some(3 * MINUTE));
@@ -635,16 +636,20 @@ when = { key = "speed", desired_not_reached_within = "2m", tolerance = 5.0 }
         "within 5 of 1200"
     );
 
-    device.shadow.set_desired(
-        &[(Arc::from("speed"), Some(Value::Number(900.0)))],
-        5 * MINUTE,
-    );
+    device
+        .shadow
+        .set_desired(
+            &[(Arc::from("speed"), Some(Value::Number(900.0)))],
+            5 * MINUTE,
+        )
+        .unwrap();
     device
         .events
         .extend(device.evaluator.on_desired(&device.shadow, 5 * MINUTE));
     device
         .shadow
-        .set_desired(&[(Arc::from("speed"), None)], 6 * MINUTE);
+        .set_desired(&[(Arc::from("speed"), None)], 6 * MINUTE)
+        .unwrap();
     device
         .events
         .extend(device.evaluator.on_desired(&device.shadow, 6 * MINUTE));
@@ -655,4 +660,40 @@ when = { key = "speed", desired_not_reached_within = "2m", tolerance = 5.0 }
         "a removed desired value ends the wait"
     );
     assert!(device.shadow.delta().is_empty());
+}
+
+#[test]
+fn desired_keys_are_capped() {
+    let mut shadow = Shadow::default();
+    let many: Vec<(Arc<str>, Option<Value>)> = (0..257)
+        .map(|index| (Arc::from(format!("k{index}")), Some(Value::Number(1.0))))
+        .collect();
+    assert_eq!(shadow.set_desired(&many, 0), Err(257));
+    assert!(shadow.desired().is_empty(), "a refused change sets nothing");
+    assert_eq!(shadow.set_desired(&many[..256], 0), Ok(Some(1)));
+}
+
+#[test]
+fn replay_scaling_keeps_recorded_limit_in_message() {
+    let set = rule_file::parse(
+        "device_type = \"bin\"\n[[rule]]\nid = \"offline\"\nmessage = \"{device}: silent for {limit}\"\nwhen = { no_data = \"2h\" }\n[[rule]]\nid = \"machine_offline\"\nwhen = { no_data = \"30m\" }\n",
+        "bin.toml",
+    )
+    .unwrap();
+    let scaled = set.scaled_for_replay(600.0);
+    assert_eq!(scaled.rules[0].condition.to_string(), "no frame for 12s");
+    assert_eq!(
+        scaled.rules[0].message.as_deref(),
+        Some("{device}: silent for 2h")
+    );
+    let fast = set.scaled_for_replay(24_000.0);
+    assert_eq!(
+        fast.rules[1].condition.to_string(),
+        "no frame for 2s",
+        "kept at the 2 s floor"
+    );
+    assert_eq!(
+        fast.rules[1].message.as_deref(),
+        Some("{device}: no frame for 30m")
+    );
 }

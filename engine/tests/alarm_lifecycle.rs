@@ -10,8 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Dashboard, TestEngine, http_post_json, mosquitto_addr, unique_prefix};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use common::{Dashboard, TestEngine, http_post_json, mosquitto_addr, publish_once, unique_prefix};
 use serde_json::{Value, json};
 use valmetal_actors::rules::{RuleBook, rule_file};
 
@@ -21,31 +20,6 @@ id = "bin_low"
 reraise_after = "1s"
 when = { key = "end_weight_kg", below = 2.0, clear_above = 5.0 }
 "#;
-
-async fn publish(broker: &(String, u16), topic: &str, payload: Value) {
-    let (client, mut event_loop) = AsyncClient::new(
-        MqttOptions::new(
-            format!("lifecycle-pub-{}", std::process::id()),
-            &broker.0,
-            broker.1,
-        ),
-        10,
-    );
-    client
-        .publish(topic, QoS::AtLeastOnce, false, payload.to_string())
-        .await
-        .unwrap();
-    let acknowledged = async {
-        loop {
-            if let Event::Incoming(Packet::PubAck(_)) = event_loop.poll().await.unwrap() {
-                return;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), acknowledged)
-        .await
-        .unwrap();
-}
 
 async fn next_alarm(dashboard: &mut Dashboard, transition: &str) -> Value {
     let message = dashboard.next_of("alarm", Duration::from_secs(5)).await;
@@ -67,10 +41,11 @@ async fn operator_actions_reach_dashboard_and_history() {
     dashboard.next_of("snapshot", Duration::from_secs(5)).await;
     let topic = format!("{prefix}/feedbin-003/telemetry");
 
-    publish(
+    publish_once(
         &broker,
+        "lifecycle-pub",
         &topic,
-        json!({"ts": 1_641_000_000_000_i64, "values": {"end_weight_kg": 1.0}}),
+        json!({"ts": 1_641_000_000_000_i64, "values": {"end_weight_kg": 1.0}}).to_string(),
     )
     .await;
     let raised = next_alarm(&mut dashboard, "raised").await;

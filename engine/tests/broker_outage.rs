@@ -11,8 +11,9 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Dashboard, TestEngine, feed_bin_rules, free_port, unique_prefix, wait_until};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use common::{
+    Dashboard, TestEngine, feed_bin_rules, free_port, publish_once, unique_prefix, wait_until,
+};
 use serde_json::json;
 
 /// A private Mosquitto on a loopback port, killed when dropped.
@@ -63,28 +64,6 @@ async fn wait_for_port(port: u16) {
     }
 }
 
-/// Publishes one frame with a short-lived client and waits for the broker's acknowledgement.
-async fn publish_once(port: u16, topic: &str, payload: Vec<u8>) {
-    let (client, mut event_loop) = AsyncClient::new(
-        MqttOptions::new(format!("outage-pub-{port}"), "127.0.0.1", port),
-        10,
-    );
-    client
-        .publish(topic, QoS::AtLeastOnce, false, payload)
-        .await
-        .unwrap();
-    let acknowledged = async {
-        loop {
-            if let Event::Incoming(Packet::PubAck(_)) = event_loop.poll().await.unwrap() {
-                return;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), acknowledged)
-        .await
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engine_resubscribes_after_broker_restart() {
     let port = free_port();
@@ -113,7 +92,13 @@ async fn engine_resubscribes_after_broker_restart() {
             .to_string()
             .into_bytes()
     };
-    publish_once(port, &topic, frame(1_641_000_000_000, 20.0)).await;
+    publish_once(
+        &("127.0.0.1".to_owned(), port),
+        "outage-pub",
+        &topic,
+        frame(1_641_000_000_000, 20.0),
+    )
+    .await;
     let update = dashboard.next_of("update", Duration::from_secs(5)).await;
     assert_eq!(update["version"], 1);
 
@@ -131,7 +116,13 @@ async fn engine_resubscribes_after_broker_restart() {
         engine.engine.is_broker_connected()
     })
     .await;
-    publish_once(port, &topic, frame(1_641_000_060_000, 19.5)).await;
+    publish_once(
+        &("127.0.0.1".to_owned(), port),
+        "outage-pub",
+        &topic,
+        frame(1_641_000_060_000, 19.5),
+    )
+    .await;
     let update = dashboard.next_of("update", Duration::from_secs(10)).await;
     assert_eq!(
         update["version"], 2,

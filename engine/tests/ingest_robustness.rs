@@ -10,36 +10,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Dashboard, TestEngine, feed_bin_rules, http_get_text, mosquitto_addr, unique_prefix};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use common::{
+    Dashboard, TestEngine, connected_client, feed_bin_rules, http_get_text, mosquitto_addr,
+    unique_prefix,
+};
+use rumqttc::QoS;
 use serde_json::json;
 
 /// Payload limit configured for this test, in bytes.
 const MAX_PAYLOAD: usize = 4096;
-
-async fn publisher(broker: &(String, u16), prefix: &str) -> AsyncClient {
-    let mut options = MqttOptions::new(
-        format!("pub-{}", prefix.replace('/', "-")),
-        &broker.0,
-        broker.1,
-    );
-    options.set_max_packet_size(1 << 20, 1 << 20);
-    let (client, mut event_loop) = AsyncClient::new(options, 100);
-    let (connected_tx, connected_rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let mut connected = Some(connected_tx);
-        while let Ok(event) = event_loop.poll().await {
-            if let (Event::Incoming(Packet::ConnAck(_)), Some(sender)) = (event, connected.take()) {
-                let _ = sender.send(());
-            }
-        }
-    });
-    tokio::time::timeout(Duration::from_secs(5), connected_rx)
-        .await
-        .unwrap()
-        .unwrap();
-    client
-}
 
 fn frame(ts: i64, seq: u64, weight: f64) -> Vec<u8> {
     json!({"ts": ts, "seq": seq, "values": {"end_weight_kg": weight}})
@@ -61,11 +40,11 @@ async fn bad_messages_never_block_good_frames() {
         .await;
     dashboard.next_of("snapshot", Duration::from_secs(5)).await;
 
-    let client = publisher(&broker, &prefix).await;
+    let client = connected_client(&broker, &format!("pub-{}", prefix.replace('/', "-"))).await;
     let topic = format!("{prefix}/feedbin-007/telemetry");
     let oversized = format!(
         r#"{{"ts":1641000000000,"values":{{"note":"{}"}}}}"#,
-        "x".repeat(MAX_PAYLOAD)
+        "x".repeat(MAX_PAYLOAD * 4)
     );
     let messages: Vec<(String, Vec<u8>)> = vec![
         (topic.clone(), frame(1_641_000_000_000, 1, 30.5)),
@@ -139,6 +118,10 @@ async fn bad_messages_never_block_good_frames() {
         metrics.contains("telemetry_actor_frames_total{outcome=\"duplicate\"}"),
         "{metrics}"
     );
+    assert!(
+        engine.engine.is_broker_connected(),
+        "an oversized message does not drop the connection"
+    );
     let (_, device) = engine.get_json("/api/v1/devices/feedbin-007").await;
     assert_eq!(device["version"], 3);
     assert_eq!(device["reported"]["end_weight_kg"]["value"], 28.5);
@@ -173,7 +156,7 @@ async fn silent_bin_goes_offline_and_returns() {
         .filter(|frame| frame.device == "feedbin-006")
         .take(2)
         .collect();
-    let client = publisher(&broker, &prefix).await;
+    let client = connected_client(&broker, &format!("pub-{}", prefix.replace('/', "-"))).await;
     let topic = |device: &str| format!("{prefix}/{device}/telemetry");
     client
         .publish(

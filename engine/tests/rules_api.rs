@@ -11,35 +11,12 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Dashboard, TestEngine, feed_bin_rules, http_send_json, mosquitto_addr, unique_prefix,
+    Dashboard, TestEngine, feed_bin_rules, http_send_json, mosquitto_addr, publish_once,
+    unique_prefix,
 };
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
 
 const STORED: &str = "device_type = \"feed_bin\"\nversion = \"db-1\"\n[[rule]]\nid = \"bin_low\"\nwhen = { key = \"end_weight_kg\", below = 10.0, clear_above = 20.0 }\n";
-
-async fn publish(broker: &(String, u16), topic: &str, payload: Value) {
-    let options = MqttOptions::new(
-        format!("rules-api-{}", std::process::id()),
-        &broker.0,
-        broker.1,
-    );
-    let (client, mut event_loop) = AsyncClient::new(options, 10);
-    client
-        .publish(topic, QoS::AtLeastOnce, false, payload.to_string())
-        .await
-        .unwrap();
-    let acknowledged = async {
-        loop {
-            if let Event::Incoming(Packet::PubAck(_)) = event_loop.poll().await.unwrap() {
-                return;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), acknowledged)
-        .await
-        .unwrap();
-}
 
 fn source_of(listing: &Value, device_type: &str) -> Value {
     let sets = listing["rule_sets"].as_array().unwrap();
@@ -100,10 +77,11 @@ async fn stored_rules_apply_and_survive_restart() {
         .await;
     dashboard.next_of("snapshot", Duration::from_secs(5)).await;
     let topic = format!("{prefix}/feedbin-009/telemetry");
-    publish(
+    publish_once(
         &broker,
+        "rules-api-pub",
         &topic,
-        json!({"ts": 1_641_000_000_000_i64, "values": {"end_weight_kg": 8.0}}),
+        json!({"ts": 1_641_000_000_000_i64, "values": {"end_weight_kg": 8.0}}).to_string(),
     )
     .await;
     dashboard.next_of("update", Duration::from_secs(5)).await;
@@ -117,10 +95,11 @@ async fn stored_rules_apply_and_survive_restart() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["version"], "db-1");
-    publish(
+    publish_once(
         &broker,
+        "rules-api-pub",
         &topic,
-        json!({"ts": 1_641_000_060_000_i64, "values": {"end_weight_kg": 7.5}}),
+        json!({"ts": 1_641_000_060_000_i64, "values": {"end_weight_kg": 7.5}}).to_string(),
     )
     .await;
     let alarm = dashboard.next_of("alarm", Duration::from_secs(5)).await;
@@ -150,7 +129,7 @@ async fn stored_rules_apply_and_survive_restart() {
     let (status, _) = http_send_json(
         engine.http_addr(),
         "DELETE",
-        "/api/v1/rules/feed_bin",
+        "/api/v1/rules/feed_bin?by=alice",
         &json!({}),
     )
     .await;

@@ -10,8 +10,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Dashboard, TestEngine, http_get_text, mosquitto_addr, unique_prefix};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use common::{
+    Dashboard, TestEngine, connected_client, http_get_text, mosquitto_addr, unique_prefix,
+};
+use rumqttc::QoS;
 use serde_json::json;
 use valmetal_engine::bundled_rules;
 
@@ -19,31 +21,6 @@ fn rules(limit: f64, version: u32) -> String {
     format!(
         "device_type = \"feed_bin\"\nversion = \"{version}\"\n[[rule]]\nid = \"bin_low\"\nwhen = {{ key = \"end_weight_kg\", below = {limit:.1}, clear_above = 10.0 }}\n"
     )
-}
-
-async fn publisher(broker: &(String, u16), prefix: &str) -> AsyncClient {
-    let (client, mut event_loop) = AsyncClient::new(
-        MqttOptions::new(
-            format!("reload-{}", prefix.replace('/', "-")),
-            &broker.0,
-            broker.1,
-        ),
-        100,
-    );
-    let (connected_tx, connected_rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let mut connected = Some(connected_tx);
-        while let Ok(event) = event_loop.poll().await {
-            if let (Event::Incoming(Packet::ConnAck(_)), Some(sender)) = (event, connected.take()) {
-                let _ = sender.send(());
-            }
-        }
-    });
-    tokio::time::timeout(Duration::from_secs(5), connected_rx)
-        .await
-        .unwrap()
-        .unwrap();
-    client
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +41,7 @@ async fn rule_change_applies_without_restart() {
         .send(json!({"type": "subscribe", "devices": ["feedbin-001"]}))
         .await;
     dashboard.next_of("snapshot", Duration::from_secs(5)).await;
-    let client = publisher(&broker, &prefix).await;
+    let client = connected_client(&broker, &format!("reload-{}", prefix.replace('/', "-"))).await;
     let topic = format!("{prefix}/feedbin-001/telemetry");
     let weight = |ts: i64, kg: f64| json!({"ts": ts, "values": {"end_weight_kg": kg}}).to_string();
 

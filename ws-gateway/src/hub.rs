@@ -114,6 +114,7 @@ impl Hub {
         if let Some(mut view) = self.views.get_mut(&change.device) {
             view.desired = change.desired.clone();
             view.delta = change.delta.clone();
+            view.version = view.version.max(change.version);
         }
         let message = ServerMessage::Desired {
             device: &change.device,
@@ -246,7 +247,7 @@ impl Hub {
         }
         if all {
             client.queue.push_event(QueuedEvent::Snapshot(None));
-        } else if !added.is_empty() {
+        } else {
             client.queue.discard_updates(&added);
             client.queue.push_event(QueuedEvent::Snapshot(Some(added)));
         }

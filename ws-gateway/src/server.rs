@@ -22,7 +22,7 @@ use crate::protocol::{
 use crate::telemetry::{GatewayClientMessageRejected, GatewayMessageSent};
 
 /// Largest message a client may send, in bytes.
-pub const MAX_CLIENT_MESSAGE_BYTES: usize = 64 * 1024;
+pub const MAX_CLIENT_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// Items the writer takes from a client's queue per wake-up.
 const WRITE_BATCH: usize = 256;

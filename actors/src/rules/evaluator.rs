@@ -163,17 +163,9 @@ impl RuleEvaluator {
             frame: Some(frame),
             shadow,
         };
-        let mut events = Vec::new();
-        for index in 0..self.states.len() {
-            let rule = Arc::clone(&self.rules.rules[index]);
-            let state = &mut self.states[index];
-            update_leaves(&rule.condition, &mut state.leaves, frame, late, moment);
-            if let ClearMode::When(condition) = &rule.clear {
-                update_leaves(condition, &mut state.clear_leaves, frame, late, moment);
-            }
-            events.extend(self.decide(index, &rule, moment));
-        }
-        events
+        self.evaluate_each(moment, |condition, states| {
+            update_leaves(condition, states, frame, late, moment)
+        })
     }
 
     /// Judges a change of the shadow's desired values at engine time `now`.
@@ -183,17 +175,9 @@ impl RuleEvaluator {
             frame: None,
             shadow,
         };
-        let mut events = Vec::new();
-        for index in 0..self.states.len() {
-            let rule = Arc::clone(&self.rules.rules[index]);
-            let state = &mut self.states[index];
-            refresh_desired_leaves(&rule.condition, &mut state.leaves, shadow, now);
-            if let ClearMode::When(condition) = &rule.clear {
-                refresh_desired_leaves(condition, &mut state.clear_leaves, shadow, now);
-            }
-            events.extend(self.decide(index, &rule, moment));
-        }
-        events
+        self.evaluate_each(moment, |condition, states| {
+            refresh_desired_leaves(condition, states, shadow, now)
+        })
     }
 
     /// Re-evaluates the timer-driven parts at engine time `now`: no-data and desired-value
@@ -204,13 +188,25 @@ impl RuleEvaluator {
             frame: None,
             shadow,
         };
+        self.evaluate_each(moment, |condition, states| {
+            tick_leaves(condition, states, now)
+        })
+    }
+
+    /// Updates the leaves of every rule's condition and clear condition with `update`, then
+    /// decides each rule.
+    fn evaluate_each(
+        &mut self,
+        moment: Moment<'_>,
+        update: impl Fn(&Condition, &mut [LeafState]),
+    ) -> Vec<AlarmEvent> {
         let mut events = Vec::new();
         for index in 0..self.states.len() {
             let rule = Arc::clone(&self.rules.rules[index]);
             let state = &mut self.states[index];
-            tick_leaves(&rule.condition, &mut state.leaves, now);
+            update(&rule.condition, &mut state.leaves);
             if let ClearMode::When(condition) = &rule.clear {
-                tick_leaves(condition, &mut state.clear_leaves, now);
+                update(condition, &mut state.clear_leaves);
             }
             events.extend(self.decide(index, &rule, moment));
         }
@@ -753,7 +749,7 @@ fn inputs(rule: &Rule, shadow: &Shadow) -> Vec<AlarmInput> {
         .collect()
 }
 
-fn default_template(leaf: &Leaf) -> &'static str {
+pub(crate) fn default_template(leaf: &Leaf) -> &'static str {
     match leaf {
         Leaf::Threshold(threshold) => match threshold.direction {
             super::Direction::Above => "{device}: {key} {value} above {limit}",

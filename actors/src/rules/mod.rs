@@ -226,10 +226,11 @@ impl RuleSet {
         })
     }
 
-    /// Returns a copy whose engine-clock limits (no data, clear after silence, escalation) are
-    /// divided by `speed`, for data replayed `speed` times faster than it was recorded: a
-    /// no-data rule of 2 h then fires after 2 h of device time. Limits stay at 100 ms or more.
-    /// Device-time limits need no scaling.
+    /// Returns a copy whose engine-clock limits (no data, desired values, clear after silence,
+    /// escalation, re-raise) are divided by `speed`, for data replayed `speed` times faster than
+    /// it was recorded: a no-data rule of 2 h then fires after 2 h of device time. Limits stay
+    /// at [`MIN_SCALED_LIMIT`] or more, and messages keep the recorded duration. Device-time
+    /// limits need no scaling.
     pub fn scaled_for_replay(&self, speed: f64) -> Self {
         if speed <= 0.0 {
             return self.clone();
@@ -239,7 +240,7 @@ impl RuleSet {
             .iter()
             .map(|rule| Arc::new(scale_rule(rule, speed)))
             .collect();
-        let scale = |duration: Duration| duration.div_f64(speed).max(Duration::from_millis(100));
+        let scale = |duration: Duration| scale_duration(duration, speed);
         let overrides = self
             .overrides
             .iter()
@@ -282,9 +283,9 @@ impl RuleBook {
     ///
     /// Returns the first [`RuleFileError`]; no partial book is returned.
     pub fn load_directory(directory: &Path) -> Result<Self, RuleFileError> {
-        let read_error = |source| RuleFileError::Read {
+        let read_error = |reason| RuleFileError::ReadDirectory {
             path: directory.display().to_string(),
-            source,
+            reason,
         };
         let mut paths: Vec<_> = std::fs::read_dir(directory)
             .map_err(read_error)?
@@ -331,8 +332,16 @@ impl RuleBook {
     }
 }
 
+/// Shortest engine-clock limit a replay-scaled rule keeps, so that the pacing jitter of a fast
+/// replay on a busy machine cannot raise a no-data alarm between two regular frames.
+pub const MIN_SCALED_LIMIT: Duration = Duration::from_secs(2);
+
+fn scale_duration(duration: Duration, speed: f64) -> Duration {
+    duration.div_f64(speed).max(MIN_SCALED_LIMIT.min(duration))
+}
+
 fn scale_rule(rule: &Rule, speed: f64) -> Rule {
-    let scale = |duration: Duration| duration.div_f64(speed).max(Duration::from_millis(100));
+    let scale = |duration: Duration| scale_duration(duration, speed);
     let clear = match &rule.clear {
         ClearMode::AfterSilence(after) => ClearMode::AfterSilence(scale(*after)),
         ClearMode::When(condition) => ClearMode::When(scale_condition(condition, &scale)),
@@ -347,30 +356,51 @@ fn scale_rule(rule: &Rule, speed: f64) -> Rule {
         })
         .collect();
     Rule {
+        message: message_with_recorded_limit(rule),
         condition: scale_condition(&rule.condition, &scale),
         clear,
         escalations,
+        reraise_after: scale(rule.reraise_after),
         ..rule.clone()
     }
 }
 
+/// Returns the rule's message with `{limit}` written out as the unscaled duration when the
+/// condition's first test is time-based, so a scaled no-data alarm still says "2h".
+fn message_with_recorded_limit(rule: &Rule) -> Option<String> {
+    let leaf = rule.condition.first_leaf()?;
+    if !matches!(leaf, Leaf::NoData { .. } | Leaf::DesiredNotReached { .. }) {
+        return rule.message.clone();
+    }
+    let template = rule
+        .message
+        .as_deref()
+        .unwrap_or_else(|| evaluator::default_template(leaf));
+    Some(template.replace("{limit}", &leaf.limit_text()))
+}
+
 fn scale_condition(condition: &Condition, scale: &impl Fn(Duration) -> Duration) -> Condition {
+    let scale_all = |children: &[Condition]| {
+        children
+            .iter()
+            .map(|child| scale_condition(child, scale))
+            .collect()
+    };
     match condition {
-        Condition::All(children) => Condition::All(
-            children
-                .iter()
-                .map(|child| scale_condition(child, scale))
-                .collect(),
-        ),
-        Condition::Any(children) => Condition::Any(
-            children
-                .iter()
-                .map(|child| scale_condition(child, scale))
-                .collect(),
-        ),
+        Condition::All(children) => Condition::All(scale_all(children)),
+        Condition::Any(children) => Condition::Any(scale_all(children)),
         Condition::Leaf(Leaf::NoData { key, after }) => Condition::Leaf(Leaf::NoData {
             key: key.clone(),
             after: scale(*after),
+        }),
+        Condition::Leaf(Leaf::DesiredNotReached {
+            key,
+            within,
+            tolerance,
+        }) => Condition::Leaf(Leaf::DesiredNotReached {
+            key: key.clone(),
+            within: scale(*within),
+            tolerance: *tolerance,
         }),
         Condition::Leaf(leaf) => Condition::Leaf(leaf.clone()),
     }

@@ -38,15 +38,20 @@ const MIN_DURATION: Duration = Duration::from_millis(100);
 /// Error loading a rule file. Every problem found is listed, not only the first.
 #[derive(Debug, thiserror::Error)]
 pub enum RuleFileError {
-    #[error("cannot read rule file {path}: {source}")]
+    #[error("cannot read rule directory {path}: {reason}")]
+    ReadDirectory {
+        path: String,
+        reason: std::io::Error,
+    },
+    #[error("cannot read rule file {path}: {reason}")]
     Read {
         path: String,
-        source: std::io::Error,
+        reason: std::io::Error,
     },
-    #[error("invalid rule file {path}: {source}")]
+    #[error("invalid rule file {path}: {reason}")]
     Syntax {
         path: String,
-        source: Box<toml::de::Error>,
+        reason: Box<toml::de::Error>,
     },
     #[error("invalid rule file {path}:\n  {}", problems.join("\n  "))]
     Invalid { path: String, problems: Vec<String> },
@@ -154,9 +159,9 @@ struct ConditionSpec {
 /// Returns [`RuleFileError`] when the file cannot be read, is not valid TOML of the expected
 /// shape, or breaks a rule constraint.
 pub fn load(path: &Path) -> Result<RuleSet, RuleFileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| RuleFileError::Read {
+    let text = std::fs::read_to_string(path).map_err(|reason| RuleFileError::Read {
         path: path.display().to_string(),
-        source,
+        reason,
     })?;
     parse(&text, &path.display().to_string())
 }
@@ -168,9 +173,9 @@ pub fn load(path: &Path) -> Result<RuleSet, RuleFileError> {
 /// Returns [`RuleFileError::Syntax`] for TOML or shape errors, with line and column, and
 /// [`RuleFileError::Invalid`] listing every broken rule constraint with its line.
 pub fn parse(text: &str, origin: &str) -> Result<RuleSet, RuleFileError> {
-    let spec: RuleFileSpec = toml::from_str(text).map_err(|source| RuleFileError::Syntax {
+    let spec: RuleFileSpec = toml::from_str(text).map_err(|reason| RuleFileError::Syntax {
         path: origin.to_owned(),
-        source: Box::new(source),
+        reason: Box::new(reason),
     })?;
 
     let mut problems = Vec::new();

@@ -43,6 +43,9 @@ fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
                 })
                 .collect();
             found.sort();
+            if found.is_empty() {
+                anyhow::bail!("no rule files (*.toml) in {}", path.display());
+            }
             files.extend(found);
         } else if path.exists() {
             files.push(path.clone());

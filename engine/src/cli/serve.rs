@@ -21,6 +21,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let rules =
         bundled_rules::load(config.rules.dir.as_deref()).context("cannot load alarm rules")?;
+    if let (Some(directory), 0) = (&config.rules.dir, rules.sets().count()) {
+        tracing::warn!(
+            rules.dir = %directory.display(),
+            "No rule files (*.toml) in the rules directory; no alarms are raised until one is added"
+        );
+    }
     let engine = RunningEngine::start(&config, rules).await?;
     println!(
         "Dashboard: http://{}/",

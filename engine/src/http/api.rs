@@ -7,8 +7,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use valmetal_actors::DeviceId;
 use valmetal_actors::rules::{Alarm, AlarmAction, AlarmCommand, AlarmState, CommandError};
+use valmetal_actors::{DesiredUpdateError, DeviceId};
 use valmetal_ws_gateway::protocol::DeviceState;
 
 use super::HttpState;
@@ -71,6 +71,58 @@ where
     }
 }
 
+/// A query string whose rejection is answered with an [`ApiError`] in the API's JSON shape.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    Query<T>:
+        axum::extract::FromRequestParts<S, Rejection = axum::extract::rejection::QueryRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
+/// Path parameters whose rejection is answered with an [`ApiError`] in the API's JSON shape.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiPath<T>
+where
+    Path<T>:
+        axum::extract::FromRequestParts<S, Rejection = axum::extract::rejection::PathRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_path",
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct DeviceBody<'a> {
     #[serde(flatten)]
@@ -94,13 +146,7 @@ pub async fn get_device(
     State(state): State<Arc<HttpState>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let device = DeviceId::parse(&id).map_err(|error| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_device_id",
-            error.to_string(),
-        )
-    })?;
+    let device = parse_device(&id)?;
     let device_state = state.hub.device_state(&device).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -132,20 +178,9 @@ pub struct AlarmQuery {
 
 pub async fn list_alarms(
     State(state): State<Arc<HttpState>>,
-    Query(query): Query<AlarmQuery>,
+    ApiQuery(query): ApiQuery<AlarmQuery>,
 ) -> Result<Response, ApiError> {
-    let device = query
-        .device
-        .as_deref()
-        .map(DeviceId::parse)
-        .transpose()
-        .map_err(|error| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_device_id",
-                error.to_string(),
-            )
-        })?;
+    let device = query.device.as_deref().map(parse_device).transpose()?;
     if query.active || query.unacknowledged {
         let devices = device.map(|device| vec![device]);
         let states = state.hub.device_states(devices.as_deref());
@@ -208,7 +243,7 @@ pub struct AlarmPath {
 
 pub async fn get_alarm(
     State(state): State<Arc<HttpState>>,
-    Path(path): Path<AlarmPath>,
+    ApiPath(path): ApiPath<AlarmPath>,
 ) -> Result<Response, ApiError> {
     let id = format!("{}/{}/{}", path.device, path.rule, path.raised_at);
     let alarm = state.hub.alarm(&id).ok_or_else(|| alarm_not_found(&id))?;
@@ -217,7 +252,7 @@ pub async fn get_alarm(
 
 pub async fn act_on_alarm(
     State(state): State<Arc<HttpState>>,
-    Path((device, rule, raised_at, action)): Path<(String, String, i64, String)>,
+    ApiPath((device, rule, raised_at, action)): ApiPath<(String, String, i64, String)>,
     JsonBody(body): JsonBody<AlarmActionBody>,
 ) -> Result<Response, ApiError> {
     let id = format!("{device}/{rule}/{raised_at}");
@@ -290,6 +325,17 @@ fn parse_action(action: &str, body: &AlarmActionBody) -> Result<AlarmAction, Api
     }
 }
 
+/// Parses a device id from a path or query, as a 400 `invalid_device_id` when it is invalid.
+fn parse_device(id: &str) -> Result<DeviceId, ApiError> {
+    DeviceId::parse(id).map_err(|error| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_device_id",
+            error.to_string(),
+        )
+    })
+}
+
 fn alarm_not_found(id: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -311,13 +357,7 @@ pub async fn update_desired(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<DesiredBody>,
 ) -> Result<Response, ApiError> {
-    let device = DeviceId::parse(&id).map_err(|error| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_device_id",
-            error.to_string(),
-        )
-    })?;
+    let device = parse_device(&id)?;
     if body.desired.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -336,17 +376,33 @@ pub async fn update_desired(
             };
         changes.push((Arc::<str>::from(key), value));
     }
-    let change = state.registry.update_desired(&device, changes).await.map_err(|error| {
-        tracing::error!(device.id = %device, %error, "Device actor did not take a desired change");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "device_unavailable", "the device's actor stopped; retry shortly")
-    })?;
-    let change = change.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "device_not_found",
-            format!("device `{device}` has not reported yet"),
-        )
-    })?;
+    let change = match state.registry.update_desired(&device, changes).await {
+        Ok(change) => change,
+        Err(DesiredUpdateError::NotFound) => {
+            let message = format!("device `{device}` has not reported yet");
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "device_not_found",
+                message,
+            ));
+        }
+        Err(error @ DesiredUpdateError::TooManyKeys(_)) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                error.to_string(),
+            ));
+        }
+        Err(error @ DesiredUpdateError::Stopped) => {
+            tracing::error!(device.id = %device, %error, "Device actor did not take a desired change");
+            let message = "the device's actor stopped; retry shortly";
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "device_unavailable",
+                message,
+            ));
+        }
+    };
     let desired: serde_json::Map<String, serde_json::Value> = change
         .desired
         .iter()

@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use valmetal_actors::rules::{RuleFileError, rule_file};
 
 use super::HttpState;
-use super::api::{ApiError, JsonBody};
+use super::api::{ApiError, ApiQuery, JsonBody};
 use crate::rule_sources::{StoreRuleError, summarize};
 
 /// Body of a rule file upload or validation.
@@ -91,8 +91,20 @@ pub async fn store_rules(
 pub async fn remove_rules(
     State(state): State<Arc<HttpState>>,
     Path(device_type): Path<String>,
-    Query(query): Query<RemoveQuery>,
+    ApiQuery(query): ApiQuery<RemoveQuery>,
 ) -> Result<Response, ApiError> {
+    let by = query
+        .by
+        .as_deref()
+        .map(str::trim)
+        .filter(|by| !by.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "`by` must name who removes the file, as ?by=NAME",
+            )
+        })?;
     let removed = state.rules.remove(&device_type).await.map_err(|error| {
         tracing::error!(%error, device.r#type = %device_type, "Removing a rule file failed");
         ApiError::new(
@@ -111,7 +123,7 @@ pub async fn remove_rules(
             message,
         ));
     }
-    tracing::info!(device.r#type = %device_type, operator = query.by.as_deref().unwrap_or("unknown"), "Stored rule file removed");
+    tracing::info!(device.r#type = %device_type, operator = by, "Stored rule file removed");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -24,6 +24,16 @@ use crate::events::OutgoingMessage;
 use crate::mqtt_client;
 use crate::telemetry::{IngestConnectionChanged, IngestFramesAccepted, OutgoingMessagePublished};
 
+/// Largest packet accepted from the broker: the MQTT 3.1.1 maximum. A smaller limit would make
+/// rumqttc drop the connection on an oversized message, which a persistent session then
+/// redelivers on every reconnect; instead every message is received and the payload decoder
+/// rejects it against `mqtt.max_payload_bytes`.
+const MQTT_MAX_PACKET_BYTES: usize = 268_435_455;
+
+/// Largest packet the engine sends: a shadow delta of the maximum number of desired keys with
+/// maximum-length values fits.
+pub const MAX_OUTGOING_PACKET_BYTES: usize = 1024 * 1024;
+
 /// First wait before reconnecting; it doubles per failure up to `mqtt.max_reconnect_delay`.
 const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(250);
 
@@ -93,7 +103,7 @@ impl MqttIngest {
             .set_keep_alive(config.keep_alive)
             .set_clean_session(config.clean_session)
             .set_manual_acks(true)
-            .set_max_packet_size(config.max_payload_bytes + 1024, 64 * 1024);
+            .set_max_packet_size(MQTT_MAX_PACKET_BYTES, MAX_OUTGOING_PACKET_BYTES);
         options
     }
 

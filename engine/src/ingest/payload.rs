@@ -24,9 +24,10 @@ pub const MAX_TEXT_BYTES: usize = 1024;
 /// Earliest accepted device time: 2000-01-01T00:00:00Z. Earlier values are almost always
 /// seconds sent where milliseconds belong.
 pub const MIN_TS_MS: i64 = 946_684_800_000;
-/// How far ahead of the engine's clock a device time may be, in milliseconds (one day). A
-/// frame from further ahead would make every later frame of that device look late.
-pub const MAX_FUTURE_SKEW_MS: i64 = 24 * 60 * 60 * 1000;
+/// How far ahead of the engine's clock a device time may be, in milliseconds (five minutes).
+/// A frame from further ahead would make every later frame of that device look late, and late
+/// frames never change alarms, so one bad clock could silence a device's alarms.
+pub const MAX_FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
 
 /// Error decoding a payload.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -170,7 +171,7 @@ fn decode_ts(raw: &serde_json::Value, now_ms: i64) -> Result<i64, String> {
     }
     if ts > now_ms.saturating_add(MAX_FUTURE_SKEW_MS) {
         return Err(format!(
-            "`ts` {ts} is more than a day ahead of the engine's clock; check the device clock"
+            "`ts` {ts} is more than 5 minutes ahead of the engine's clock; check the device clock"
         ));
     }
     Ok(ts)

@@ -294,3 +294,55 @@ pub fn by_device(frames: &[ReplayFrame]) -> BTreeMap<String, Vec<&ReplayFrame>> 
     }
     groups
 }
+
+/// Returns an MQTT client connected to `broker` under `client_id`, with its event loop polled
+/// in the background.
+pub async fn connected_client(broker: &(String, u16), client_id: &str) -> rumqttc::AsyncClient {
+    let mut options = rumqttc::MqttOptions::new(client_id, &broker.0, broker.1);
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut event_loop) = rumqttc::AsyncClient::new(options, 100);
+    let (connected_tx, connected_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut connected = Some(connected_tx);
+        while let Ok(event) = event_loop.poll().await {
+            if let (rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)), Some(sender)) =
+                (event, connected.take())
+            {
+                let _ = sender.send(());
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(5), connected_rx)
+        .await
+        .unwrap()
+        .unwrap();
+    client
+}
+
+/// Publishes one message at QoS 1 with a short-lived client and waits for the broker's
+/// acknowledgement.
+pub async fn publish_once(
+    broker: &(String, u16),
+    client_id: &str,
+    topic: &str,
+    payload: impl Into<Vec<u8>>,
+) {
+    let options = rumqttc::MqttOptions::new(client_id, &broker.0, broker.1);
+    let (client, mut event_loop) = rumqttc::AsyncClient::new(options, 10);
+    client
+        .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload.into())
+        .await
+        .unwrap();
+    let acknowledged = async {
+        loop {
+            if let rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)) =
+                event_loop.poll().await.unwrap()
+            {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), acknowledged)
+        .await
+        .unwrap();
+}
