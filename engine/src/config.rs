@@ -153,6 +153,9 @@ impl MqttConfig {
         if self.host.trim().is_empty() {
             problems.push("`mqtt.host` is empty; set the broker's host name or address".to_owned());
         }
+        if self.port == 0 {
+            problems.push("`mqtt.port` is 0; set the broker's TCP port, usually 1883".to_owned());
+        }
         if self.qos > 1 {
             problems.push(format!("`mqtt.qos` is {}; use 0 or 1", self.qos));
         }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::DateTime;
-use valmetal_actors::rules::{AlarmEvent, RuleSet, rule_file};
+use std::io::Write;
+
+use valmetal_actors::rules::{AlarmEvent, RuleSet, Transition, rule_file};
 use valmetal_engine::backtest::{self, CsvLayout};
 
 use super::BacktestArgs;
@@ -97,45 +99,69 @@ pub fn backtest(args: &BacktestArgs) -> anyhow::Result<()> {
     let frames = backtest::read_frames(&text, &layout)
         .with_context(|| format!("in {}", args.data.display()))?;
     let events = backtest::run(&rules, args.farm.as_deref(), &frames);
-    if args.json {
-        for event in &events {
-            println!("{}", serde_json::to_string(event)?);
-        }
-        return Ok(());
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        write_json(&mut out, &events)
+    } else {
+        write_table(&mut out, &events)
+    };
+    let written = written.and_then(|()| {
+        writeln!(
+            out,
+            "{} frames, {} transitions (rule file version {})",
+            frames.len(),
+            events.len(),
+            rules.version
+        )
+    });
+    match written {
+        // A reader that stops early, as `| head` does, is not an error.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
-    print_table(&events);
-    println!(
-        "{} frames, {} transitions (rule file version {})",
-        frames.len(),
-        events.len(),
-        rules.version
-    );
+}
+
+fn write_json(out: &mut impl Write, events: &[AlarmEvent]) -> std::io::Result<()> {
+    for event in events {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string(event).map_err(std::io::Error::other)?
+        )?;
+    }
     Ok(())
 }
 
-fn print_table(events: &[AlarmEvent]) {
-    println!(
-        "{:<20} {:<16} {:<22} {:<10} {:<9} message",
-        "device time", "device", "rule", "transition", "severity"
-    );
+fn write_table(out: &mut impl Write, events: &[AlarmEvent]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<20} {:<16} {:<22} {:<12} {:<9} message",
+        "time", "device", "rule", "transition", "severity"
+    )?;
     for event in events {
         let alarm = &event.alarm;
+        // In a backtest the engine's clock is the recorded time, so these are recorded times,
+        // also for transitions a timer made between frames.
         let ts = match event.transition {
-            valmetal_actors::rules::Transition::Cleared => {
-                alarm.cleared_frame_ts.or(alarm.cleared_at)
-            }
-            _ => alarm.frame_ts,
+            Transition::Cleared => alarm.cleared_at,
+            _ => event
+                .operator
+                .as_ref()
+                .map(|action| action.at)
+                .or(Some(alarm.raised_at)),
         };
-        println!(
-            "{:<20} {:<16} {:<22} {:<10} {:<9} {}",
+        writeln!(
+            out,
+            "{:<20} {:<16} {:<22} {:<12} {:<9} {}",
             ts.map(format_time).unwrap_or_default(),
-            alarm.device,
-            alarm.rule,
+            alarm.device.as_str(),
+            &*alarm.rule,
             event.transition.as_str(),
             alarm.severity.as_str(),
             alarm.message
-        );
+        )?;
     }
+    Ok(())
 }
 
 fn format_time(millis: i64) -> String {
