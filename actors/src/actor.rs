@@ -206,6 +206,7 @@ impl DeviceActor {
     fn publish_presence(&self) {
         self.events.presence_changed(&PresenceChange {
             device: self.id.clone(),
+            device_type: Arc::clone(&self.device_type),
             online: self.is_online(),
             last_seen: self.last_seen,
         });

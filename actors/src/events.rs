@@ -32,6 +32,7 @@ pub struct ShadowChange {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PresenceChange {
     pub device: DeviceId,
+    pub device_type: Arc<str>,
     pub online: bool,
     pub last_seen: Option<i64>,
 }

@@ -230,3 +230,31 @@ async fn next_offline_alarm(dashboard: &mut Dashboard) -> serde_json::Value {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_only_device_is_listed() {
+    let broker = mosquitto_addr();
+    let prefix = unique_prefix("status-only");
+    let engine = TestEngine::start(broker.clone(), &prefix, feed_bin_rules("1h")).await;
+    let topic = format!("{prefix}/fan-12/status");
+    common::publish_once(&broker, "status-only-pub", &topic, "online").await;
+    common::publish_once(&broker, "status-only-pub", &topic, r#"{"online": false}"#).await;
+
+    let mut device = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (status, body) = engine.get_json("/api/v1/devices/fan-12").await;
+        if status == 200 && body["online"] == false {
+            device = body;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        device["device"], "fan-12",
+        "a device known only from its status topic is listed"
+    );
+    assert_eq!(device["online"], false);
+    assert_eq!(device["version"], 0);
+    assert_eq!(device["last_frame_ts"], serde_json::Value::Null);
+    engine.engine.shutdown().await;
+}

@@ -132,9 +132,24 @@ impl Hub {
 
     /// Records a presence change and queues it for every subscriber of the device.
     pub fn publish_presence(&self, change: &PresenceChange) {
-        if let Some(mut view) = self.views.get_mut(&change.device) {
-            view.online = change.online;
-        }
+        // A device known only from its status topic gets a view too, so it is listed.
+        let mut view = self
+            .views
+            .entry(change.device.clone())
+            .or_insert_with(|| DeviceState {
+                device: change.device.clone(),
+                device_type: Arc::clone(&change.device_type),
+                version: 0,
+                reported: Vec::new(),
+                desired: Vec::new(),
+                delta: Vec::new(),
+                last_frame_ts: None,
+                last_seen: change.last_seen,
+                online: change.online,
+                alarms: Vec::new(),
+            });
+        view.online = change.online;
+        drop(view);
         let message = ServerMessage::Status {
             device: &change.device,
             online: change.online,
