@@ -43,7 +43,7 @@ impl IntoResponse for ApiError {
 }
 
 /// A JSON request body whose rejection (missing, malformed, wrong content type, unknown field)
-/// is answered with an [`ApiError`] in the API's JSON shape instead of plain text.
+/// gets an [`ApiError`] reply in the API's JSON shape instead of plain text.
 pub struct JsonBody<T>(pub T);
 
 impl<S, T> axum::extract::FromRequest<S> for JsonBody<T>
@@ -71,7 +71,7 @@ where
     }
 }
 
-/// A query string whose rejection is answered with an [`ApiError`] in the API's JSON shape.
+/// A query string whose rejection gets an [`ApiError`] reply in the API's JSON shape.
 pub struct ApiQuery<T>(pub T);
 
 impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
@@ -97,7 +97,7 @@ where
     }
 }
 
-/// Path parameters whose rejection is answered with an [`ApiError`] in the API's JSON shape.
+/// Path parameters whose rejection gets an [`ApiError`] reply in the API's JSON shape.
 pub struct ApiPath<T>(pub T);
 
 impl<S, T> axum::extract::FromRequestParts<S> for ApiPath<T>

@@ -53,18 +53,11 @@ pub async fn store_rules(
     Path(device_type): Path<String>,
     JsonBody(body): JsonBody<RuleFileBody>,
 ) -> Result<Response, ApiError> {
-    let by = body
-        .by
-        .as_deref()
-        .map(str::trim)
-        .filter(|by| !by.is_empty())
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                "`by` must name who stores the file",
-            )
-        })?;
+    let by = operator(
+        body.by.as_deref(),
+        "invalid_body",
+        "`by` must name who stores the file",
+    )?;
     match state.rules.store(&device_type, &body.text, by).await {
         Ok(set) => Ok(Json(serde_json::json!({
             "device_type": &*set.device_type,
@@ -93,18 +86,11 @@ pub async fn remove_rules(
     Path(device_type): Path<String>,
     ApiQuery(query): ApiQuery<RemoveQuery>,
 ) -> Result<Response, ApiError> {
-    let by = query
-        .by
-        .as_deref()
-        .map(str::trim)
-        .filter(|by| !by.is_empty())
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                "`by` must name who removes the file, as ?by=NAME",
-            )
-        })?;
+    let by = operator(
+        query.by.as_deref(),
+        "invalid_query",
+        "`by` must name who removes the file, as ?by=NAME",
+    )?;
     let removed = state.rules.remove(&device_type).await.map_err(|error| {
         tracing::error!(%error, device.r#type = %device_type, "Removing a rule file failed");
         ApiError::new(
@@ -125,6 +111,17 @@ pub async fn remove_rules(
     }
     tracing::info!(device.r#type = %device_type, operator = by, "Stored rule file removed");
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Returns the operator's name, trimmed, or a 400 with `code` and `message` when it is empty.
+fn operator<'a>(
+    by: Option<&'a str>,
+    code: &'static str,
+    message: &str,
+) -> Result<&'a str, ApiError> {
+    by.map(str::trim)
+        .filter(|by| !by.is_empty())
+        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, code, message))
 }
 
 fn problems_of(error: &RuleFileError) -> Vec<String> {
