@@ -242,8 +242,8 @@ fn default_device_types() -> Vec<DeviceTypePattern> {
 pub enum ConfigError {
     #[error("configuration file {path} not found; pass an existing file to --config")]
     FileNotFound { path: String },
-    #[error("invalid configuration: {0}")]
-    Parse(Box<figment::Error>),
+    #[error("invalid configuration:\n  {}", .0.join("\n  "))]
+    Parse(Vec<String>),
     #[error("invalid configuration:\n  {}", .0.join("\n  "))]
     Invalid(Vec<String>),
 }
@@ -271,7 +271,7 @@ impl Config {
         let config: Config = figment
             .merge(sections)
             .extract()
-            .map_err(|error| ConfigError::Parse(Box::new(error)))?;
+            .map_err(|error| ConfigError::Parse(describe_errors(error)))?;
         config.validate()?;
         Ok(config)
     }
@@ -310,6 +310,29 @@ impl Config {
     pub fn database_path(&self) -> PathBuf {
         self.storage.data_dir.join("valmetal.db")
     }
+}
+
+/// Returns one line per error figment found, naming the key as the configuration file spells
+/// it and where the value came from.
+fn describe_errors(error: figment::Error) -> Vec<String> {
+    error
+        .into_iter()
+        .map(|error| {
+            let key = error.path.join(".");
+            let source = error.metadata.as_ref().map(|metadata| {
+                metadata
+                    .source
+                    .as_ref()
+                    .map_or_else(|| metadata.name.to_string(), ToString::to_string)
+            });
+            match (key.is_empty(), source) {
+                (true, Some(source)) => format!("{} (in {source})", error.kind),
+                (true, None) => error.kind.to_string(),
+                (false, Some(source)) => format!("`{key}`: {} (in {source})", error.kind),
+                (false, None) => format!("`{key}`: {}", error.kind),
+            }
+        })
+        .collect()
 }
 
 /// Sections that `VALMETAL_{SECTION}__{KEY}` variables may set. Other `VALMETAL_` variables,
