@@ -18,6 +18,9 @@ pub struct CsvLayout {
     pub device_column: Option<String>,
     /// Device id for files without a device column, and prefix of ids from a device column.
     pub device: String,
+    /// Digits a numeric value of the device column is zero-padded to, so bin `6` with prefix
+    /// `feedbin-` and width 3 becomes `feedbin-006`, as the replay names it. 0 keeps it as is.
+    pub device_width: usize,
     /// Renames `(column, key)`; columns not listed keep their header as the key.
     pub renames: Vec<(String, String)>,
     /// Columns to leave out.
@@ -117,7 +120,14 @@ fn device_of(
     line: u64,
 ) -> Result<DeviceId, CsvError> {
     let id = match index {
-        Some(index) => format!("{}{}", layout.device, row.get(index).unwrap_or_default()),
+        Some(index) => {
+            let cell = row.get(index).unwrap_or_default().trim();
+            let width = layout.device_width;
+            match cell.parse::<u64>() {
+                Ok(number) if width > 0 => format!("{}{number:0width$}", layout.device),
+                _ => format!("{}{cell}", layout.device),
+            }
+        }
         None => layout.device.clone(),
     };
     DeviceId::parse(&id).map_err(|error| CsvError::Device {
@@ -196,6 +206,14 @@ mod tests {
         };
         let frames = read_frames(text, &layout).unwrap();
         assert_eq!(frames[0].0.as_str(), "feedbin-6");
+        let padded = CsvLayout {
+            device_width: 3,
+            ..layout
+        };
+        assert_eq!(
+            read_frames(text, &padded).unwrap()[0].0.as_str(),
+            "feedbin-006"
+        );
         assert_eq!(frames[0].1.values.len(), 1);
     }
 

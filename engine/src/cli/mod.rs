@@ -133,6 +133,10 @@ pub struct BacktestArgs {
     /// Column that names each row's device.
     #[arg(long)]
     pub device_column: Option<String>,
+    /// Zero-pads numeric values of --device-column to this many digits (3 matches the
+    /// replay's feedbin-006); 0 keeps them as they are.
+    #[arg(long, default_value_t = 0)]
+    pub device_width: usize,
     /// Column of the frame time (RFC 3339, `YYYY-MM-DD HH:MM:SS` as UTC, or epoch ms); found
     /// automatically when it is named ts, timestamp, time, end_time or date_time.
     #[arg(long)]

@@ -93,6 +93,7 @@ pub fn backtest(args: &BacktestArgs) -> anyhow::Result<()> {
         time_column: args.time_column.clone(),
         device_column: args.device_column.clone(),
         device: args.device.clone(),
+        device_width: args.device_width,
         renames,
         skip: args.skip.clone(),
     };
