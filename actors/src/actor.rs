@@ -115,7 +115,7 @@ impl DeviceActor {
     // === frames ===
 
     /// Applies one frame, judges it, then publishes the shadow change before the alarm
-    /// transitions it caused, so a dashboard sees the value before the alarm about it.
+    /// transitions it caused, so a dashboard receives the value before the alarm about it.
     fn apply_frame(&mut self, frame: &Frame, received_at: i64) {
         let outcome = self.shadow.apply(frame);
         trace!(device.id = %self.id, ts = frame.ts, ?outcome, "Frame applied");

@@ -21,7 +21,8 @@ fn utc(text: &str) -> i64 {
         .timestamp_millis()
 }
 
-/// The labelled anomaly windows of the series; the last ends in the catastrophic failure.
+/// Returns the labelled anomaly windows of the series. The last ends in the catastrophic
+/// failure.
 fn labelled_windows() -> [(i64, i64); 4] {
     [
         (utc("2013-12-10 06:25"), utc("2013-12-12 05:35")),

@@ -44,7 +44,7 @@ pub struct DeviceState {
     #[serde(serialize_with = "serialize_key_map")]
     pub desired: Vec<(Arc<str>, ReportedValue)>,
     /// Desired values the device has not reported yet.
-    #[serde(serialize_with = "serialize_value_map")]
+    #[serde(serialize_with = "serialize_key_map")]
     pub delta: Vec<(Arc<str>, Value)>,
     pub last_frame_ts: Option<i64>,
     pub last_seen: Option<i64>,
@@ -109,7 +109,7 @@ pub enum ServerMessage<'a> {
         version: u64,
         #[serde(serialize_with = "serialize_key_map")]
         desired: &'a [(Arc<str>, ReportedValue)],
-        #[serde(serialize_with = "serialize_value_map")]
+        #[serde(serialize_with = "serialize_key_map")]
         delta: &'a [(Arc<str>, Value)],
     },
     Status {
@@ -157,19 +157,9 @@ impl ServerMessage<'_> {
     }
 }
 
-fn serialize_key_map<S: Serializer>(
-    entries: &[(Arc<str>, ReportedValue)],
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    let mut map = serializer.serialize_map(Some(entries.len()))?;
-    for (key, value) in entries {
-        map.serialize_entry(&**key, value)?;
-    }
-    map.end()
-}
-
-fn serialize_value_map<S: Serializer>(
-    entries: &[(Arc<str>, Value)],
+/// Serializes key-value pairs as a JSON object, in their order.
+fn serialize_key_map<S: Serializer, V: Serialize>(
+    entries: &[(Arc<str>, V)],
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     let mut map = serializer.serialize_map(Some(entries.len()))?;

@@ -72,13 +72,13 @@ pub struct Alarm {
     pub acknowledged: Option<OperatorAction>,
     /// The operator who cleared the alarm by hand, and when; `None` for a clear by the rule.
     pub cleared_by: Option<OperatorAction>,
-    /// The operator who shelved the alarm, and when; `shelved_until` says until when.
+    /// The operator who shelved the alarm, and when; `shelved_until` gives the end.
     pub shelved: Option<OperatorAction>,
     /// Engine time at which a shelved alarm returns to view.
     pub shelved_until: Option<i64>,
 }
 
-/// Who did something to an alarm, and when.
+/// Operator and engine time of an action on an alarm.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OperatorAction {
     pub by: Arc<str>,

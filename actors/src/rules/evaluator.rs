@@ -2,7 +2,7 @@
 //! escalation and flapping, driven by frames and by clock ticks.
 //!
 //! It is a plain state machine with no I/O and no clock of its own, so the device actor, the
-//! tests and `valmetal rules backtest` all run the same code: the caller passes the engine
+//! tests and `valmetal rules backtest` all run the same code. The caller passes the engine
 //! time with every call and reads [`RuleEvaluator::next_deadline`] to know when to call again.
 
 use std::collections::VecDeque;

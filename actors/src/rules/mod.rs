@@ -366,7 +366,7 @@ fn scale_rule(rule: &Rule, speed: f64) -> Rule {
 }
 
 /// Returns the rule's message with `{limit}` written out as the unscaled duration when the
-/// condition's first test is time-based, so a scaled no-data alarm still says "2h".
+/// condition's first test is time-based, so a scaled no-data alarm still reads "2h".
 fn message_with_recorded_limit(rule: &Rule) -> Option<String> {
     let leaf = rule.condition.first_leaf()?;
     if !matches!(leaf, Leaf::NoData { .. } | Leaf::DesiredNotReached { .. }) {

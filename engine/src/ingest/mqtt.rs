@@ -24,10 +24,10 @@ use crate::events::OutgoingMessage;
 use crate::mqtt_client;
 use crate::telemetry::{IngestConnectionChanged, IngestFramesAccepted, OutgoingMessagePublished};
 
-/// Largest packet accepted from the broker: the MQTT 3.1.1 maximum. A smaller limit would make
-/// rumqttc drop the connection on an oversized message, which a persistent session then
-/// redelivers on every reconnect; instead every message is received and the payload decoder
-/// rejects it against `mqtt.max_payload_bytes`.
+/// Largest packet accepted from the broker: the MQTT 3.1.1 maximum. A smaller limit makes
+/// rumqttc drop the connection on an oversized message, and a persistent session redelivers
+/// it on every reconnect. So every message is received, and the payload decoder rejects an
+/// oversized one against `mqtt.max_payload_bytes`.
 const MQTT_MAX_PACKET_BYTES: usize = 268_435_455;
 
 /// Largest packet the engine sends: a shadow delta of the maximum number of desired keys with
