@@ -13,7 +13,9 @@ use tracing::trace;
 
 use crate::clock::now_ms;
 use crate::device_id::DeviceId;
+use crate::document::DeviceDocument;
 use crate::events::{DesiredChange, DeviceEvents, DeviceSnapshot, PresenceChange, ShadowChange};
+use crate::retained::Retained;
 use crate::rules::{AlarmCommand, AlarmEvent, CommandError, RuleBook, RuleEvaluator, RuleSet};
 use crate::shadow::{FrameOutcome, MAX_DESIRED_KEYS, Shadow};
 use crate::telemetry::{ActorFrameProcessed, AlarmTransitioned, FrameOutcomeLabel};
@@ -26,6 +28,8 @@ pub struct FrameBatch {
     pub frames: Vec<Frame>,
     /// Engine time of receipt, in milliseconds since the Unix epoch.
     pub received_at: i64,
+    /// Kept alive until the shadow changes the frames cause are stored.
+    pub retained: Option<Retained>,
 }
 
 /// The device's own report of its presence, from its status topic or MQTT last will.
@@ -34,6 +38,11 @@ pub struct FrameBatch {
 pub struct PresenceReport {
     pub online: bool,
 }
+
+/// A request for the device's state as the stores keep it.
+#[derive(Debug, Message)]
+#[rtype(result = "DeviceDocument")]
+pub struct DocumentQuery;
 
 /// A request for the device's whole state.
 #[derive(Debug, Message)]
@@ -88,6 +97,17 @@ impl DeviceActor {
         }
     }
 
+    /// Takes the shadow, last contact and alarms of a stored document, at engine time `now`.
+    /// The device counts as offline until it speaks again.
+    pub fn with_document(mut self, document: &DeviceDocument, now: i64) -> Self {
+        self.shadow = document.shadow();
+        self.last_seen = document.last_seen;
+        self.reported_offline = true;
+        self.evaluator
+            .restore(document.alarms.clone(), &self.shadow, now);
+        self
+    }
+
     /// Sets the farm, which later rule replacements use to pick the farm's overrides.
     pub fn with_farm(mut self, farm: Option<Arc<str>>) -> Self {
         self.farm = farm;
@@ -116,7 +136,7 @@ impl DeviceActor {
 
     /// Applies one frame, judges it, then publishes the shadow change before the alarm
     /// transitions it caused, so a dashboard receives the value before the alarm about it.
-    fn apply_frame(&mut self, frame: &Frame, received_at: i64) {
+    fn apply_frame(&mut self, frame: &Frame, received_at: i64, retained: Option<&Retained>) {
         let outcome = self.shadow.apply(frame);
         trace!(device.id = %self.id, ts = frame.ts, ?outcome, "Frame applied");
         let (change, late, label) = match outcome {
@@ -148,6 +168,7 @@ impl DeviceActor {
                 last_frame_ts: self.shadow.newest_ts(),
                 last_seen: received_at,
                 online: self.is_online(),
+                retained: retained.cloned(),
             });
         }
         self.publish_alarms(events);
@@ -231,7 +252,7 @@ impl Handler<FrameBatch> for DeviceActor {
         batch.frames.sort_by_key(|frame| frame.ts);
         let version_before = self.shadow.version();
         for frame in &batch.frames {
-            self.apply_frame(frame, batch.received_at);
+            self.apply_frame(frame, batch.received_at, batch.retained.as_ref());
         }
         if !was_online && self.shadow.version() == version_before {
             self.publish_presence();
@@ -252,6 +273,22 @@ impl Handler<PresenceReport> for DeviceActor {
         if was_online != self.is_online() {
             self.publish_presence();
         }
+    }
+}
+
+impl Handler<DocumentQuery> for DeviceActor {
+    type Result = actix::MessageResult<DocumentQuery>;
+
+    fn handle(&mut self, _query: DocumentQuery, _context: &mut Self::Context) -> Self::Result {
+        actix::MessageResult(DeviceDocument::from_shadow(
+            self.id.clone(),
+            &self.device_type,
+            self.farm.as_deref(),
+            &self.shadow,
+            self.last_seen,
+            self.evaluator.alarms_in_view().cloned().collect(),
+            now_ms(),
+        ))
     }
 }
 

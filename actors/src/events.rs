@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::device_id::DeviceId;
+use crate::retained::Retained;
 use crate::rules::{Alarm, AlarmEvent};
 use crate::shadow::ReportedValue;
 use crate::value::Value;
@@ -25,6 +26,9 @@ pub struct ShadowChange {
     /// Engine time the frame was received, in milliseconds since the Unix epoch.
     pub last_seen: i64,
     pub online: bool,
+    /// Kept alive until the change is stored.
+    #[serde(skip)]
+    pub retained: Option<Retained>,
 }
 
 /// A change of presence that no frame carried: the offline timer fired, or the device's

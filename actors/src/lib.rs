@@ -8,8 +8,10 @@ pub mod actor;
 pub mod clock;
 pub mod device_id;
 pub mod device_types;
+pub mod document;
 pub mod events;
 pub mod registry;
+pub mod retained;
 pub mod rules;
 pub mod runtime;
 pub mod shadow;
@@ -17,11 +19,12 @@ pub mod telemetry;
 pub mod value;
 
 pub use actor::{
-    AlarmCommandRequest, DesiredUpdate, DesiredUpdateError, DeviceActor, FrameBatch,
+    AlarmCommandRequest, DesiredUpdate, DesiredUpdateError, DeviceActor, DocumentQuery, FrameBatch,
     PresenceReport, RulesReplaced, SnapshotQuery,
 };
 pub use device_id::{DeviceId, DeviceIdError};
 pub use device_types::{DeviceTypePattern, DeviceTypes, FarmPattern, Farms};
+pub use document::DeviceDocument;
 pub use events::{DesiredChange, DeviceEvents, DeviceSnapshot, PresenceChange, ShadowChange};
 pub use registry::{ActorSetup, DeviceRegistry};
 pub use runtime::ActorRuntime;

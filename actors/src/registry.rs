@@ -11,11 +11,13 @@ use dashmap::DashMap;
 use parking_lot::RwLock;
 
 use crate::actor::{
-    AlarmCommandRequest, DesiredUpdate, DesiredUpdateError, DeviceActor, RulesReplaced,
-    SnapshotQuery,
+    AlarmCommandRequest, DesiredUpdate, DesiredUpdateError, DeviceActor, DocumentQuery,
+    RulesReplaced, SnapshotQuery,
 };
+use crate::clock::now_ms;
 use crate::device_id::DeviceId;
 use crate::device_types::{DeviceTypes, Farms};
+use crate::document::DeviceDocument;
 use crate::events::{DesiredChange, DeviceEvents, DeviceSnapshot};
 use crate::rules::{AlarmCommand, AlarmEvent, CommandError, RuleBook, RuleSet};
 use crate::runtime::ActorRuntime;
@@ -121,6 +123,33 @@ impl DeviceRegistry {
         address.send(SnapshotQuery).await.map(Some)
     }
 
+    /// Returns the state of `device` as the stores keep it, or `None` if it has no actor or
+    /// its actor stopped.
+    pub async fn document(&self, device: &DeviceId) -> Option<DeviceDocument> {
+        let address = self.actors.get(device).map(|entry| entry.clone())?;
+        address.send(DocumentQuery).await.ok()
+    }
+
+    /// Starts the actor of a stored device with its stored state; a device that already has
+    /// an actor keeps it.
+    pub fn restore(&self, document: &DeviceDocument) {
+        let device = &document.device_id;
+        if self.actors.contains_key(device) {
+            return;
+        }
+        let address = self.start_actor(device, Some(document));
+        self.actors.entry(device.clone()).or_insert(address);
+        RegistryActorsCounted(self.actors.len()).emit();
+    }
+
+    /// Returns the device type and farm the id of `device` gives.
+    pub fn describe(&self, device: &str) -> (Arc<str>, Option<Arc<str>>) {
+        (
+            self.setup.device_types.type_of(device),
+            self.setup.farms.farm_of(device),
+        )
+    }
+
     /// Applies an operator's request to the alarm it names; the device is the first part of
     /// the alarm id.
     ///
@@ -157,6 +186,18 @@ impl DeviceRegistry {
         }
     }
 
+    /// Waits until every actor has handled what it was sent before this call.
+    pub async fn settle(&self) {
+        let addresses: Vec<_> = self
+            .actors
+            .iter()
+            .map(|entry| entry.value().clone())
+            .collect();
+        for address in addresses {
+            let _ = address.send(SnapshotQuery).await;
+        }
+    }
+
     /// Returns the ids of every device with an actor.
     pub fn device_ids(&self) -> Vec<DeviceId> {
         self.actors
@@ -182,13 +223,17 @@ impl DeviceRegistry {
         let address = self
             .actors
             .entry(device.clone())
-            .or_insert_with(|| self.start_actor(device))
+            .or_insert_with(|| self.start_actor(device, None))
             .clone();
         RegistryActorsCounted(self.actors.len()).emit();
         address
     }
 
-    fn start_actor(&self, device: &DeviceId) -> Addr<DeviceActor> {
+    fn start_actor(
+        &self,
+        device: &DeviceId,
+        document: Option<&DeviceDocument>,
+    ) -> Addr<DeviceActor> {
         let index = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
         let device_type = self.setup.device_types.type_of(device.as_str());
         let farm = self.setup.farms.farm_of(device.as_str());
@@ -197,9 +242,14 @@ impl DeviceRegistry {
         let events = Arc::clone(&self.setup.events);
         let capacity = self.setup.mailbox_capacity;
         let device = device.clone();
+        let document = document.cloned();
         DeviceActor::start_in_arbiter(&self.arbiters[index], move |context| {
             context.set_mailbox_capacity(capacity);
-            DeviceActor::new(device, rules, events).with_farm(farm)
+            let actor = DeviceActor::new(device, rules, events).with_farm(farm);
+            match document {
+                Some(document) => actor.with_document(&document, now_ms()),
+                None => actor,
+            }
         })
     }
 }

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::value::{Frame, Value};
 
@@ -14,7 +14,7 @@ use crate::value::{Frame, Value};
 pub const MAX_DESIRED_KEYS: usize = 256;
 
 /// A reported value with the device time it was measured at.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportedValue {
     pub value: Value,
     /// Device time in milliseconds since the Unix epoch.
@@ -35,6 +35,17 @@ pub enum FrameOutcome {
     Unchanged { late: bool },
     /// The frame's `seq` was already applied and it brings no newer device time.
     Duplicate,
+}
+
+/// Everything a shadow holds, as stores keep it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ShadowParts {
+    pub reported: Vec<(Arc<str>, ReportedValue)>,
+    pub desired: Vec<(Arc<str>, ReportedValue)>,
+    pub version: u64,
+    pub newest_ts: Option<i64>,
+    /// The highest `seq` seen and the bitmap of the 64 below it.
+    pub seq_window: Option<(u64, u64)>,
 }
 
 /// Reported state of one device.
@@ -80,6 +91,30 @@ impl Shadow {
             changes,
             version: self.version,
             late,
+        }
+    }
+
+    /// Rebuilds a shadow from what a store kept of it.
+    pub fn restore(parts: ShadowParts) -> Self {
+        Self {
+            reported: parts.reported,
+            desired: parts.desired,
+            version: parts.version,
+            newest_ts: parts.newest_ts,
+            seen_seqs: parts
+                .seq_window
+                .map(|(highest, bits)| SeqWindow { highest, bits }),
+        }
+    }
+
+    /// Returns what a store keeps of the shadow.
+    pub fn parts(&self) -> ShadowParts {
+        ShadowParts {
+            reported: self.reported.clone(),
+            desired: self.desired.clone(),
+            version: self.version,
+            newest_ts: self.newest_ts,
+            seq_window: self.seen_seqs.map(|window| (window.highest, window.bits)),
         }
     }
 

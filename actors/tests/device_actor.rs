@@ -81,6 +81,7 @@ fn weight(ts: i64, seq: u64, kg: f64) -> FrameBatch {
     FrameBatch {
         frames: vec![frame],
         received_at: 0,
+        retained: None,
     }
 }
 

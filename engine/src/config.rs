@@ -12,6 +12,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use valmetal_actors::{DeviceTypePattern, FarmPattern};
 
+pub use crate::storage::config::StorageConfig;
+
 /// Environment variable prefix of configuration overrides.
 pub const ENV_PREFIX: &str = "VALMETAL_";
 
@@ -65,14 +67,6 @@ pub struct MqttConfig {
 pub struct HttpConfig {
     /// Listen address. Default `127.0.0.1:8080`; port 0 picks a free port.
     pub addr: SocketAddr,
-}
-
-/// Storage of the engine's own records.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StorageConfig {
-    /// Directory of the SQLite database `valmetal.db`, created if missing. Default `.valmetal`.
-    pub data_dir: PathBuf,
 }
 
 /// Source of the alarm rules.
@@ -193,14 +187,6 @@ impl Default for HttpConfig {
     }
 }
 
-impl Default for StorageConfig {
-    fn default() -> Self {
-        Self {
-            data_dir: PathBuf::from(".valmetal"),
-        }
-    }
-}
-
 impl Default for ActorsConfig {
     fn default() -> Self {
         Self {
@@ -283,6 +269,7 @@ impl Config {
     /// Returns [`ConfigError::Invalid`] with one line per problem.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = self.mqtt.problems();
+        problems.extend(self.storage.problems());
         if self.actors.mailbox_capacity == 0 {
             problems.push("`actors.mailbox_capacity` must be at least 1".to_owned());
         }
@@ -308,7 +295,7 @@ impl Config {
 
     /// Returns the path of the SQLite database.
     pub fn database_path(&self) -> PathBuf {
-        self.storage.data_dir.join("valmetal.db")
+        self.storage.sqlite_path()
     }
 }
 

@@ -1,5 +1,5 @@
-//! Wiring: starts the actor runtime, hub, alarm history, HTTP server and MQTT ingest in the
-//! right order, and stops them in the reverse order.
+//! Wiring: starts storage, the actor runtime, hub, alarm history, HTTP server and MQTT ingest
+//! in the right order, and stops them in the reverse order.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -19,7 +19,8 @@ use crate::http::{self, HttpError, HttpState};
 use crate::ingest::{IngestHandle, MqttIngest};
 use crate::rule_sources::RuleSources;
 use crate::rules_reload;
-use crate::store::{AlarmHistory, RuleStore, StoreError, alarm_history};
+use crate::storage::{Storage, StorageError};
+use crate::store::{AlarmHistory, RuleStore, alarm_history};
 
 /// How long shutdown waits for open HTTP and WebSocket connections before closing them.
 const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -28,7 +29,7 @@ const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Storage(#[from] StorageError),
     #[error(transparent)]
     Http(#[from] HttpError),
     #[error("cannot start device actors: {0}")]
@@ -43,6 +44,7 @@ pub struct RunningEngine {
     hub: Arc<Hub>,
     registry: Arc<DeviceRegistry>,
     history: AlarmHistory,
+    storage: Storage,
     ingest: IngestHandle,
     http_stop: watch::Sender<bool>,
     http_task: JoinHandle<()>,
@@ -75,8 +77,9 @@ impl RunningEngine {
     /// nothing is left running then.
     pub async fn start(config: &Config, rules: RuleBook) -> Result<Self, EngineError> {
         let metrics = metrics_handle();
-        let history = AlarmHistory::open(&config.database_path()).await?;
-        let rule_store = RuleStore::new(history.pool());
+        let mut storage = Storage::start(&config.storage).await?;
+        let history = AlarmHistory::new(storage.database().clone());
+        let rule_store = RuleStore::new(storage.database().clone());
         let stored_rules = RuleSources::load_stored(&rule_store).await?;
         let listener = http::bind(config.http.addr).await?;
         let http_addr = listener.local_addr().map_err(|source| HttpError::Bind {
@@ -93,12 +96,15 @@ impl RunningEngine {
         let (alarm_queue, alarm_receiver) = mpsc::channel(ALARM_QUEUE_CAPACITY);
         let (outgoing, outgoing_receiver) = mpsc::channel(OUTGOING_QUEUE_CAPACITY);
         let alarm_writer = alarm_history::spawn_writer(history.clone(), alarm_receiver);
+        let shadow_queue = storage.shadow_queue();
         let setup = ActorSetup {
             rules: RuleSources::merge(&rules, &stored_rules),
             device_types: DeviceTypes::new(&config.device_types),
             farms: Farms::new(&config.farms),
             events: Arc::new(EngineEvents::new(
                 Arc::clone(&hub),
+                shadow_queue.clone(),
+                Farms::new(&config.farms),
                 alarm_queue,
                 outgoing,
                 config.mqtt.topic_prefix.clone(),
@@ -106,6 +112,15 @@ impl RunningEngine {
             mailbox_capacity: config.actors.mailbox_capacity,
         };
         let registry = Arc::new(DeviceRegistry::new(&runtime, setup));
+        let (intake, restored) = storage.attach(&registry, &shadow_queue).await?;
+        for device in &restored {
+            if let Ok(Some(snapshot)) = registry.snapshot(device).await {
+                hub.restore(snapshot);
+            }
+        }
+        storage
+            .replay(&intake, config.mqtt.max_payload_bytes)
+            .await?;
         let rule_sources = Arc::new(RuleSources::new(
             rules,
             stored_rules,
@@ -116,6 +131,7 @@ impl RunningEngine {
         let ingest = MqttIngest::new(
             config.mqtt.clone(),
             Arc::clone(&registry),
+            intake,
             outgoing_receiver,
         )
         .start();
@@ -124,6 +140,7 @@ impl RunningEngine {
             registry: Arc::clone(&registry),
             rules: Arc::clone(&rule_sources),
             history: history.clone(),
+            telemetry: storage.history().cloned(),
             metrics,
             broker_connected: ingest.connected_flag(),
         });
@@ -143,6 +160,7 @@ impl RunningEngine {
             hub,
             registry,
             history,
+            storage,
             ingest,
             http_stop,
             http_task,
@@ -172,13 +190,23 @@ impl RunningEngine {
         &self.history
     }
 
+    /// Returns the storage, for its telemetry history and database.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// Returns how many MQTT messages ingest has taken in or rejected.
+    pub fn messages_taken(&self) -> u64 {
+        self.ingest.messages_taken()
+    }
+
     /// Returns true while the MQTT connection is up.
     pub fn is_broker_connected(&self) -> bool {
         self.ingest.is_connected()
     }
 
-    /// Stops ingest, then HTTP, then the actors, and waits until every queued alarm event is
-    /// written to the history.
+    /// Stops ingest and HTTP, lets the actors apply what they were sent, drains the
+    /// storage sinks and the alarm history, then stops the actors.
     pub async fn shutdown(self) {
         info!("Engine stopping");
         self.ingest.stop().await;
@@ -187,10 +215,13 @@ impl RunningEngine {
         if let Some(reload) = self.rules_reload {
             let _ = reload.await;
         }
+        self.registry.settle().await;
+        self.storage.shutdown().await;
         let runtime = self.runtime;
         let _ = tokio::task::spawn_blocking(move || runtime.stop()).await;
         drop(self.registry);
         let _ = self.alarm_writer.await;
+        self.history.database().close().await;
         info!("Engine stopped");
     }
 }

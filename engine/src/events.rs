@@ -1,14 +1,15 @@
-//! The engine's receiver of actor events: live state goes to the WebSocket hub, alarm
-//! transitions also to the alarm history queue.
+//! The engine's receiver of actor events: live state goes to the WebSocket hub and marks the
+//! device for storage; alarm transitions also go to the alarm history queue.
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tracing::error;
 use valmetal_actors::rules::AlarmEvent;
-use valmetal_actors::{DesiredChange, DeviceEvents, PresenceChange, ShadowChange};
+use valmetal_actors::{DesiredChange, DeviceEvents, Farms, PresenceChange, ShadowChange};
 use valmetal_ws_gateway::Hub;
 
+use crate::storage::ShadowQueue;
 use crate::telemetry::{OutgoingMessageDropped, StoreAlarmEventsDropped};
 
 /// Capacity of the queue of alarm events waiting for the history store.
@@ -24,9 +25,12 @@ pub struct OutgoingMessage {
     pub payload: Vec<u8>,
 }
 
-/// Fans actor events out to the hub, the alarm history and, for desired values, the devices.
+/// Fans actor events out to the hub, storage, the alarm history and, for desired values, the
+/// devices.
 pub struct EngineEvents {
     hub: Arc<Hub>,
+    storage: ShadowQueue,
+    farms: Farms,
     alarm_history: mpsc::Sender<AlarmEvent>,
     outgoing: mpsc::Sender<OutgoingMessage>,
     topic_prefix: String,
@@ -35,12 +39,16 @@ pub struct EngineEvents {
 impl EngineEvents {
     pub fn new(
         hub: Arc<Hub>,
+        storage: ShadowQueue,
+        farms: Farms,
         alarm_history: mpsc::Sender<AlarmEvent>,
         outgoing: mpsc::Sender<OutgoingMessage>,
         topic_prefix: String,
     ) -> Self {
         Self {
             hub,
+            storage,
+            farms,
             alarm_history,
             outgoing,
             topic_prefix,
@@ -81,10 +89,18 @@ pub fn delta_document(change: &DesiredChange) -> serde_json::Value {
 impl DeviceEvents for EngineEvents {
     fn shadow_changed(&self, change: &ShadowChange) {
         self.hub.publish_change(change);
+        self.storage
+            .changed(&change.device, change.retained.clone());
+        self.storage.seen(
+            &change.device,
+            &change.device_type,
+            self.farms.farm_of(change.device.as_str()).as_deref(),
+        );
     }
 
     fn alarm_transition(&self, event: &AlarmEvent) {
         self.hub.publish_alarm(event);
+        self.storage.changed(&event.alarm.device, None);
         // NOTE: a full queue drops the history row (counted and logged); the live alarm state
         // and the dashboard are unaffected. The queue has room for 16,384 events.
         if let Err(dropped) = self.alarm_history.try_send(event.clone()) {
@@ -100,6 +116,7 @@ impl DeviceEvents for EngineEvents {
 
     fn desired_changed(&self, change: &DesiredChange) {
         self.hub.publish_desired(change);
+        self.storage.changed(&change.device, None);
         if change.delta.is_empty() {
             return;
         }

@@ -10,10 +10,13 @@ pub mod engine;
 pub mod events;
 pub mod http;
 pub mod ingest;
+pub mod journal;
 pub mod mqtt_client;
 pub mod replay;
 pub mod rule_sources;
 pub mod rules_reload;
+pub mod sinks;
+pub mod storage;
 pub mod store;
 pub mod telemetry;
 

@@ -4,6 +4,7 @@ use metrics::{counter, gauge};
 
 const MESSAGES_REJECTED_TOTAL: &str = "telemetry_ingest_messages_rejected_total";
 const FRAMES_ACCEPTED_TOTAL: &str = "telemetry_ingest_frames_accepted_total";
+const JOURNAL_FAILURES_TOTAL: &str = "telemetry_ingest_journal_failures_total";
 const BROKER_CONNECTED: &str = "telemetry_ingest_broker_connected";
 const ALARM_HISTORY_DROPPED_TOTAL: &str = "telemetry_store_alarm_events_dropped_total";
 const ALARM_HISTORY_WRITTEN_TOTAL: &str = "telemetry_store_alarm_events_written_total";
@@ -27,6 +28,15 @@ pub struct IngestFramesAccepted(pub usize);
 impl IngestFramesAccepted {
     pub fn emit(self) {
         counter!(FRAMES_ACCEPTED_TOTAL).increment(self.0 as u64);
+    }
+}
+
+/// A message could not be appended to the journal and was left unacknowledged.
+pub struct IngestJournalFailed;
+
+impl IngestJournalFailed {
+    pub fn emit(self) {
+        counter!(JOURNAL_FAILURES_TOTAL).increment(1);
     }
 }
 

@@ -13,7 +13,7 @@ use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
 use valmetal_actors::rules::evaluator::MAX_UNACKNOWLEDGED;
 use valmetal_actors::rules::{Alarm, AlarmEvent, AlarmState, Transition};
-use valmetal_actors::{DesiredChange, DeviceId, PresenceChange, ShadowChange};
+use valmetal_actors::{DesiredChange, DeviceId, DeviceSnapshot, PresenceChange, ShadowChange};
 
 use crate::client_queue::{ClientQueue, QueuedEvent};
 use crate::protocol::{DeviceState, DeviceUpdate, ServerMessage};
@@ -163,6 +163,25 @@ impl Hub {
         });
     }
 
+    /// Takes in the whole state of a device restored from storage, replacing any view of it.
+    /// Meant for start-up, before clients subscribe, so nothing is sent.
+    pub fn restore(&self, snapshot: DeviceSnapshot) {
+        let mut state = DeviceState {
+            device: snapshot.device.clone(),
+            device_type: snapshot.device_type,
+            version: snapshot.version,
+            reported: snapshot.reported,
+            desired: snapshot.desired,
+            delta: Vec::new(),
+            last_frame_ts: snapshot.last_frame_ts,
+            last_seen: snapshot.last_seen,
+            online: snapshot.online,
+            alarms: snapshot.alarms,
+        };
+        state.delta = delta_of(&state);
+        self.views.insert(snapshot.device, state);
+    }
+
     fn apply_to_view(&self, update: &DeviceUpdate) {
         let mut view = self
             .views
@@ -190,16 +209,7 @@ impl Hub {
         view.last_seen = Some(update.last_seen);
         view.online = update.online;
         if !view.desired.is_empty() {
-            let delta = view
-                .desired
-                .iter()
-                .filter(|(key, desired)| {
-                    let reported = view.reported.iter().find(|(name, _)| name == key);
-                    reported.is_none_or(|(_, reported)| reported.value != desired.value)
-                })
-                .map(|(key, desired)| (Arc::clone(key), desired.value.clone()))
-                .collect();
-            view.delta = delta;
+            view.delta = delta_of(&view);
         }
     }
 
@@ -367,4 +377,17 @@ fn apply_alarm(alarms: &mut Vec<Alarm>, event: &AlarmEvent) {
             alarms.remove(index);
         }
     }
+}
+
+/// Returns the desired values of `state` that differ from its reported ones.
+fn delta_of(state: &DeviceState) -> Vec<(Arc<str>, valmetal_actors::Value)> {
+    state
+        .desired
+        .iter()
+        .filter(|(key, desired)| {
+            let reported = state.reported.iter().find(|(name, _)| name == key);
+            reported.is_none_or(|(_, reported)| reported.value != desired.value)
+        })
+        .map(|(key, desired)| (Arc::clone(key), desired.value.clone()))
+        .collect()
 }

@@ -32,7 +32,7 @@ impl Severity {
 }
 
 /// Whether an alarm is still in force.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlarmState {
     Active,
@@ -40,7 +40,7 @@ pub enum AlarmState {
 }
 
 /// One alarm of one device and rule, from its raise to its clear.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alarm {
     /// `{device}/{rule}/{raised_at}`: the same for the raise and the clear of one alarm.
     pub id: Arc<str>,
@@ -79,7 +79,7 @@ pub struct Alarm {
 }
 
 /// Operator and engine time of an action on an alarm.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OperatorAction {
     pub by: Arc<str>,
     /// Engine time, in milliseconds since the Unix epoch.
@@ -87,7 +87,7 @@ pub struct OperatorAction {
 }
 
 /// One input value recorded when an alarm was raised.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlarmInput {
     pub key: Arc<str>,
     pub value: Value,

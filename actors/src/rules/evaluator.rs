@@ -224,6 +224,51 @@ impl RuleEvaluator {
             .min()
     }
 
+    /// Takes back what a store kept: the value leaves learn the restored shadow's values,
+    /// active alarms reopen on their rule, as raised and escalated so far, and cleared ones
+    /// await acknowledgement again. An alarm whose rule no longer exists stays closed, as a
+    /// rule reload would leave it. Time-driven leaves (no data, stale, counts, rates) start
+    /// afresh.
+    pub fn restore(&mut self, alarms: Vec<Alarm>, shadow: &Shadow, now: i64) {
+        for index in 0..self.states.len() {
+            let rule = Arc::clone(&self.rules.rules[index]);
+            let state = &mut self.states[index];
+            prime_leaves(&rule.condition, &mut state.leaves, shadow, now);
+            if let ClearMode::When(condition) = &rule.clear {
+                prime_leaves(condition, &mut state.clear_leaves, shadow, now);
+            }
+        }
+        for alarm in alarms {
+            self.last_raised_at = self.last_raised_at.max(alarm.raised_at);
+            if alarm.state != AlarmState::Active {
+                self.unacknowledged.push_back(alarm);
+                continue;
+            }
+            let Some(index) = self
+                .rules
+                .rules
+                .iter()
+                .position(|rule| *rule.id == *alarm.rule)
+            else {
+                continue;
+            };
+            let rule = &self.rules.rules[index];
+            let state = &mut self.states[index];
+            state.escalation = rule
+                .escalations
+                .iter()
+                .position(|step| step.severity == alarm.severity)
+                .map_or(0, |step| step + 1);
+            state.should_be_active = true;
+            state.flapping = alarm.flapping;
+            state.last_trigger = now;
+            state.open = Some(alarm);
+        }
+        while self.unacknowledged.len() > MAX_UNACKNOWLEDGED {
+            self.unacknowledged.pop_front();
+        }
+    }
+
     /// Returns the open alarms.
     pub fn open_alarms(&self) -> impl Iterator<Item = &Alarm> {
         self.states.iter().filter_map(|state| state.open.as_ref())
@@ -676,6 +721,25 @@ fn update_leaves(
         }
         state.on_frame(leaf, value, frame.ts, moment.now);
         state.refresh_desired(leaf, moment.shadow, moment.now);
+    }
+}
+
+/// Feeds each value leaf the shadow's stored value of its key.
+fn prime_leaves(condition: &Condition, states: &mut [LeafState], shadow: &Shadow, now: i64) {
+    for (leaf, state) in condition.leaves().into_iter().zip(states) {
+        let time_driven = matches!(
+            leaf,
+            Leaf::NoData { .. }
+                | Leaf::Stale { .. }
+                | Leaf::Count { .. }
+                | Leaf::RateOfChange { .. }
+        );
+        if !time_driven {
+            if let Some(reported) = leaf.key().and_then(|key| shadow.get(key)) {
+                state.on_frame(leaf, Some(&reported.value), reported.ts, now);
+            }
+        }
+        state.refresh_desired(leaf, shadow, now);
     }
 }
 

@@ -9,6 +9,10 @@ use tokio::sync::watch;
 use tracing::info;
 use valmetal_actors::rules::{AlarmState, RuleBook};
 use valmetal_engine::replay::{self, ReplayOptions, ReplaySummary};
+use valmetal_engine::sinks::shadows::ShadowStore;
+use valmetal_engine::store::Database;
+use valmetal_engine::store::shadows::SqlShadowStore;
+use valmetal_engine::store::telemetry::SqlTelemetry;
 use valmetal_engine::{Config, RunningEngine, broker, bundled_rules};
 
 use super::{Dataset, DemoArgs};
@@ -31,6 +35,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     config.mqtt.client_id = "valmetal-demo-engine".into();
     config.validate()?;
 
+    if !args.keep_state {
+        clear_previous_run(&config).await?;
+    }
     broker::start(args.mqtt_addr, config.mqtt.max_payload_bytes)?;
     let rules = demo_rules(args.speed, args.machine_speed)?;
     let engine = RunningEngine::start(&config, rules).await?;
@@ -70,7 +77,58 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     let _ = stop.send(true);
     engine.shutdown().await;
+    if finished.is_some() {
+        print_stored(&config).await;
+    }
     Ok(())
+}
+
+/// Empties what the previous demo run stored of its devices: their documents, telemetry,
+/// alarm history, registry entries and journal. Stored rule files stay.
+async fn clear_previous_run(config: &Config) -> anyhow::Result<()> {
+    let journal = config.storage.journal_dir();
+    if journal.exists() {
+        std::fs::remove_dir_all(&journal)
+            .with_context(|| format!("cannot empty the demo journal {}", journal.display()))?;
+    }
+    let database = Database::open_sqlite(&config.storage.sqlite_path()).await?;
+    for table in [
+        "device_shadows",
+        "telemetry",
+        "alarm_events",
+        "equipment",
+        "farms",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+            .execute(database.pool())
+            .await
+            .with_context(|| format!("cannot empty the demo table {table}"))?;
+    }
+    database.close().await;
+    Ok(())
+}
+
+/// Prints what the stopped engine left in its SQLite file.
+async fn print_stored(config: &Config) {
+    let path = config.storage.sqlite_path();
+    let Ok(database) = Database::open_sqlite(&path).await else {
+        return;
+    };
+    let telemetry = SqlTelemetry::new(database.clone())
+        .count()
+        .await
+        .unwrap_or(0);
+    let shadows = SqlShadowStore::new(database.clone())
+        .load_all()
+        .await
+        .map_or(0, |documents| documents.len());
+    database.close().await;
+    println!(
+        "  Stored in {}: {telemetry} telemetry values and {shadows} device shadows; `valmetal serve --data-dir {}` restores them.",
+        path.display(),
+        config.storage.data_dir.display()
+    );
+    println!();
 }
 
 /// Returns the bundled rules with time limits scaled to each data set's replay speed, so that
@@ -86,8 +144,7 @@ fn demo_rules(feed_bin_speed: f64, machine_speed: f64) -> anyhow::Result<RuleBoo
 }
 
 async fn print_summary(engine: &RunningEngine, summary: &ReplaySummary) {
-    // Frames published last may still be on their way through the broker and the actors.
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    wait_until_taken(engine, summary.acknowledged).await;
     let states = engine.hub().device_states(None);
     let applied: u64 = states.iter().map(|state| state.version).sum();
     let alarms = states.iter().flat_map(|state| state.alarms.iter());
@@ -114,6 +171,16 @@ async fn print_summary(engine: &RunningEngine, summary: &ReplaySummary) {
         println!("  Alarm history: {count} {transition}");
     }
     println!();
+}
+
+/// Waits until ingest has taken every message the broker acknowledged and the actors have
+/// applied them, or 60 s at most.
+async fn wait_until_taken(engine: &RunningEngine, messages: u64) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while engine.messages_taken() < messages && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    engine.registry().settle().await;
 }
 
 /// Returns an address a browser on this machine can open: an unspecified listen address

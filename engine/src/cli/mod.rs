@@ -70,6 +70,11 @@ pub struct DemoArgs {
     /// Stop once the replay has finished and print a summary, instead of running until Ctrl+C.
     #[arg(long)]
     pub exit_after_replay: bool,
+    /// Start from the devices, telemetry and alarms the previous run stored. By default each
+    /// run empties them first, because the replay sends the same recorded times again, and
+    /// frames older than what a device already holds change nothing.
+    #[arg(long)]
+    pub keep_state: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

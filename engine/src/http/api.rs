@@ -326,7 +326,7 @@ fn parse_action(action: &str, body: &AlarmActionBody) -> Result<AlarmAction, Api
 }
 
 /// Parses a device id from a path or query, as a 400 `invalid_device_id` when it is invalid.
-fn parse_device(id: &str) -> Result<DeviceId, ApiError> {
+pub(super) fn parse_device(id: &str) -> Result<DeviceId, ApiError> {
     DeviceId::parse(id).map_err(|error| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod assets;
 pub mod rules_api;
+pub mod telemetry_api;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +27,8 @@ pub struct HttpState {
     pub registry: Arc<valmetal_actors::DeviceRegistry>,
     pub rules: Arc<crate::rule_sources::RuleSources>,
     pub history: AlarmHistory,
+    /// Telemetry history for charts, when the SQL time-series store is configured.
+    pub telemetry: Option<crate::store::telemetry::SqlTelemetry>,
     pub metrics: PrometheusHandle,
     pub broker_connected: Arc<AtomicBool>,
 }
@@ -68,6 +71,10 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/devices", get(api::list_devices))
         .route("/api/v1/devices/{id}", get(api::get_device))
+        .route(
+            "/api/v1/devices/{id}/telemetry",
+            get(telemetry_api::device_history),
+        )
         .route(
             "/api/v1/devices/{id}/desired",
             axum::routing::put(api::update_desired),

@@ -6,7 +6,7 @@
 //! loop or affects the messages around it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet, Publish, QoS};
@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 use valmetal_actors::clock::now_ms;
-use valmetal_actors::{DeviceRegistry, FrameBatch, PresenceReport};
+use valmetal_actors::{DeviceRegistry, PresenceReport};
 
 use super::rejects::RejectLog;
 use super::topic::{self, TopicKind};
@@ -22,7 +22,10 @@ use super::{payload, status};
 use crate::config::MqttConfig;
 use crate::events::OutgoingMessage;
 use crate::mqtt_client;
-use crate::telemetry::{IngestConnectionChanged, IngestFramesAccepted, OutgoingMessagePublished};
+use crate::storage::Intake;
+use crate::telemetry::{
+    IngestConnectionChanged, IngestFramesAccepted, IngestJournalFailed, OutgoingMessagePublished,
+};
 
 /// Largest packet accepted from the broker: the MQTT 3.1.1 maximum. A smaller limit makes
 /// rumqttc drop the connection on an oversized message, and a persistent session redelivers
@@ -37,10 +40,11 @@ pub const MAX_OUTGOING_PACKET_BYTES: usize = 1024 * 1024;
 /// First wait before reconnecting; it doubles per failure up to `mqtt.max_reconnect_delay`.
 const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(250);
 
-/// The ingest loop's configuration and the registry it feeds.
+/// The ingest loop's configuration and the stages it feeds.
 pub struct MqttIngest {
     config: MqttConfig,
     registry: Arc<DeviceRegistry>,
+    intake: Intake,
     /// Messages to publish to devices over the same connection.
     outgoing: mpsc::Receiver<OutgoingMessage>,
 }
@@ -48,6 +52,7 @@ pub struct MqttIngest {
 /// A running ingest loop.
 pub struct IngestHandle {
     connected: Arc<AtomicBool>,
+    taken: Arc<AtomicU64>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -56,6 +61,11 @@ impl IngestHandle {
     /// Returns true while the broker connection is up and the subscriptions are active.
     pub fn is_connected(&self) -> bool {
         self.connected.load(Ordering::Acquire)
+    }
+
+    /// Returns how many messages the loop has taken in or rejected since it started.
+    pub fn messages_taken(&self) -> u64 {
+        self.taken.load(Ordering::Acquire)
     }
 
     /// Returns a flag that follows the broker connection.
@@ -74,11 +84,13 @@ impl MqttIngest {
     pub fn new(
         config: MqttConfig,
         registry: Arc<DeviceRegistry>,
+        intake: Intake,
         outgoing: mpsc::Receiver<OutgoingMessage>,
     ) -> Self {
         Self {
             config,
             registry,
+            intake,
             outgoing,
         }
     }
@@ -86,11 +98,16 @@ impl MqttIngest {
     /// Starts the loop on the current tokio runtime.
     pub fn start(self) -> IngestHandle {
         let connected = Arc::new(AtomicBool::new(false));
+        let taken = Arc::new(AtomicU64::new(0));
         let (stop, stopped) = watch::channel(false);
         let span = info_span!("mqtt_ingest", mqtt.broker = %format!("{}:{}", self.config.host, self.config.port));
-        let task = tokio::spawn(self.run(Arc::clone(&connected), stopped).instrument(span));
+        let task = tokio::spawn(
+            self.run(Arc::clone(&connected), Arc::clone(&taken), stopped)
+                .instrument(span),
+        );
         IngestHandle {
             connected,
+            taken,
             stop,
             task,
         }
@@ -115,7 +132,12 @@ impl MqttIngest {
         }
     }
 
-    async fn run(mut self, connected: Arc<AtomicBool>, mut stopped: watch::Receiver<bool>) {
+    async fn run(
+        mut self,
+        connected: Arc<AtomicBool>,
+        taken: Arc<AtomicU64>,
+        mut stopped: watch::Receiver<bool>,
+    ) {
         let (client, mut event_loop) = mqtt_client::connect(self.options());
         let rejects = RejectLog::default();
         let mut delay = FIRST_RECONNECT_DELAY;
@@ -148,8 +170,10 @@ impl MqttIngest {
                     set_connected(&connected, !rejected);
                 }
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
-                    self.handle_publish(&publish, &rejects).await;
-                    acknowledge(&client, publish);
+                    if self.handle_publish(&publish, &rejects).await {
+                        acknowledge(&client, publish);
+                    }
+                    taken.fetch_add(1, Ordering::Release);
                 }
                 Ok(_) => {}
                 Err(error) => {
@@ -180,7 +204,9 @@ impl MqttIngest {
         }
     }
 
-    async fn handle_publish(&self, publish: &Publish, rejects: &RejectLog) {
+    /// Takes one message in; returns false when it must not be acknowledged, so the broker
+    /// delivers it again.
+    async fn handle_publish(&self, publish: &Publish, rejects: &RejectLog) -> bool {
         let (device, kind) = match topic::parse(&self.config.topic_prefix, &publish.topic) {
             Ok(parsed) => parsed,
             Err(error) => {
@@ -189,7 +215,7 @@ impl MqttIngest {
                     _ => "invalid_topic",
                 };
                 rejects.reject(reason, "", &publish.topic, &error);
-                return;
+                return true;
             }
         };
         match kind {
@@ -198,15 +224,21 @@ impl MqttIngest {
                 match payload::decode(&publish.payload, self.config.max_payload_bytes, received_at)
                 {
                     Ok(frames) => {
+                        let retained = match self.intake.journal(
+                            &device,
+                            received_at,
+                            &publish.payload,
+                        ) {
+                            Ok(retained) => retained,
+                            Err(error) => {
+                                IngestJournalFailed.emit();
+                                error!(%error, device.id = %device, "Message not journaled and not acknowledged; the broker delivers it again after reconnecting");
+                                return false;
+                            }
+                        };
                         IngestFramesAccepted(frames.len()).emit();
-                        self.registry
-                            .deliver(
-                                &device,
-                                FrameBatch {
-                                    frames,
-                                    received_at,
-                                },
-                            )
+                        self.intake
+                            .accept(&device, frames, received_at, retained)
                             .await;
                     }
                     Err(error) => {
@@ -225,6 +257,7 @@ impl MqttIngest {
                 }
             },
         }
+        true
     }
 
     /// Waits before the next connection attempt and returns the following delay.

@@ -1,42 +1,23 @@
 //! Alarm history in SQLite, written by one task from a bounded queue.
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
+use sqlx::any::AnyRow;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 use valmetal_actors::clock::now_ms;
 use valmetal_actors::rules::AlarmEvent;
 
+use super::database::Database;
 use crate::telemetry::{StoreAlarmEventsWritten, StoreAlarmWriteFailed};
 
 /// Alarm events taken from the queue per transaction.
 const WRITE_BATCH: usize = 256;
 /// Attempts per batch once shutdown has begun; while running, a batch is retried until written.
 const SHUTDOWN_ATTEMPTS: u32 = 3;
-
-/// Errors opening the store.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error(
-        "cannot create data directory {path}: {source}; choose a writable directory with --data-dir"
-    )]
-    CreateDirectory {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("cannot open SQLite database {path}: {source}")]
-    Open { path: String, source: sqlx::Error },
-    #[error("cannot migrate SQLite database {path}: {source}")]
-    Migrate {
-        path: String,
-        source: sqlx::migrate::MigrateError,
-    },
-}
 
 /// One stored alarm transition.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -66,48 +47,12 @@ pub struct AlarmRecord {
 /// The alarm history table.
 #[derive(Clone)]
 pub struct AlarmHistory {
-    pool: SqlitePool,
+    database: Database,
 }
 
 impl AlarmHistory {
-    /// Opens (creating if needed) the database at `path` and applies migrations.
-    ///
-    /// # Errors
-    ///
-    /// Returns [`StoreError`] when the directory or database cannot be created or migrated.
-    pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(directory) = path
-            .parent()
-            .filter(|parent| !parent.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(directory).map_err(|source| StoreError::CreateDirectory {
-                path: directory.display().to_string(),
-                source,
-            })?;
-        }
-        let display = path.display().to_string();
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(|source| StoreError::Open {
-                path: display.clone(),
-                source,
-            })?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|source| StoreError::Migrate {
-                path: display,
-                source,
-            })?;
-        Ok(Self { pool })
+    pub fn new(database: Database) -> Self {
+        Self { database }
     }
 
     /// Inserts alarm events in one transaction.
@@ -117,13 +62,13 @@ impl AlarmHistory {
     /// Returns the database error; nothing of the batch is written then.
     pub async fn insert(&self, events: &[AlarmEvent]) -> Result<(), sqlx::Error> {
         let recorded_at = now_ms();
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.database.pool().begin().await?;
         for event in events {
             let alarm = &event.alarm;
             sqlx::query(
                 "INSERT INTO alarm_events (alarm_id, device_id, rule_id, severity, transition, key, value, \
                  message, raised_at, cleared_at, frame_ts, cleared_frame_ts, rule_version, inputs, flapping, \
-                 operator, shelved_until, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 operator, shelved_until, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
             )
             .bind(&*alarm.id)
             .bind(alarm.device.as_str())
@@ -139,7 +84,7 @@ impl AlarmHistory {
             .bind(alarm.cleared_frame_ts)
             .bind(&*alarm.rule_version)
             .bind(serde_json::to_string(&alarm.inputs).unwrap_or_else(|_| "[]".to_owned()))
-            .bind(alarm.flapping)
+            .bind(i64::from(alarm.flapping))
             .bind(event.operator.as_ref().map(|operator| &*operator.by))
             .bind(alarm.shelved_until)
             .bind(recorded_at)
@@ -165,12 +110,12 @@ impl AlarmHistory {
             "SELECT alarm_id, device_id, rule_id, severity, transition, key, value, message, raised_at, \
              cleared_at, frame_ts, cleared_frame_ts, rule_version, inputs, flapping, operator, shelved_until, recorded_at \
              FROM alarm_events \
-             WHERE (?1 IS NULL OR device_id = ?1) AND (?3 IS NULL OR alarm_id = ?3) ORDER BY id DESC LIMIT ?2",
+             WHERE ($1 IS NULL OR device_id = $1) AND ($3 IS NULL OR alarm_id = $3) ORDER BY id DESC LIMIT $2",
         )
         .bind(device)
         .bind(i64::from(limit))
         .bind(alarm)
-        .fetch_all(&self.pool)
+        .fetch_all(self.database.pool())
         .await?;
         rows.iter().map(record_from_row).collect()
     }
@@ -182,25 +127,20 @@ impl AlarmHistory {
     /// Returns the database error.
     pub async fn transition_counts(&self) -> Result<Vec<(String, i64)>, sqlx::Error> {
         let rows = sqlx::query("SELECT transition, COUNT(*) AS count FROM alarm_events GROUP BY transition ORDER BY transition")
-            .fetch_all(&self.pool)
+            .fetch_all(self.database.pool())
             .await?;
         rows.iter()
             .map(|row| Ok((row.try_get("transition")?, row.try_get("count")?)))
             .collect()
     }
 
-    /// Returns the connection pool, shared with the other tables of the same database.
-    pub fn pool(&self) -> SqlitePool {
-        self.pool.clone()
-    }
-
-    /// Closes the pool after pending work.
-    pub async fn close(&self) {
-        self.pool.close().await;
+    /// Returns the database, shared with the engine's other tables.
+    pub fn database(&self) -> &Database {
+        &self.database
     }
 }
 
-fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AlarmRecord, sqlx::Error> {
+fn record_from_row(row: &AnyRow) -> Result<AlarmRecord, sqlx::Error> {
     Ok(AlarmRecord {
         alarm_id: row.try_get("alarm_id")?,
         device: row.try_get("device_id")?,
@@ -216,7 +156,7 @@ fn record_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AlarmRecord, sqlx::E
         cleared_frame_ts: row.try_get("cleared_frame_ts")?,
         rule_version: row.try_get("rule_version")?,
         inputs: serde_json::from_str(row.try_get::<&str, _>("inputs")?).unwrap_or_default(),
-        flapping: row.try_get("flapping")?,
+        flapping: row.try_get::<i64, _>("flapping")? != 0,
         operator: row.try_get("operator")?,
         shelved_until: row.try_get("shelved_until")?,
         recorded_at: row.try_get("recorded_at")?,
@@ -236,7 +176,6 @@ pub fn spawn_writer(
             write_with_retry(&history, &batch, running).await;
             batch.clear();
         }
-        history.close().await;
         info!("Alarm history writer stopped");
     })
 }

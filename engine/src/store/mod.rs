@@ -1,7 +1,13 @@
-//! The engine's own records in SQLite: the alarm history and rule files stored through the API.
+//! The engine's SQL records: alarm history, stored rule files, device documents and
+//! telemetry history, in SQLite by default or PostgreSQL.
 
 pub mod alarm_history;
+pub mod database;
+pub mod equipment;
 pub mod rule_store;
+pub mod shadows;
+pub mod telemetry;
 
-pub use alarm_history::{AlarmHistory, AlarmRecord, StoreError};
+pub use alarm_history::{AlarmHistory, AlarmRecord};
+pub use database::{Backend, Database, StoreError};
 pub use rule_store::{RuleStore, StoredRuleFile};

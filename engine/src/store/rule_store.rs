@@ -1,7 +1,9 @@
 //! Rule files stored in the database through the API.
 
 use serde::Serialize;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
+
+use super::database::Database;
 
 /// One stored rule file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -17,12 +19,12 @@ pub struct StoredRuleFile {
 /// The `rule_files` table.
 #[derive(Clone)]
 pub struct RuleStore {
-    pool: SqlitePool,
+    database: Database,
 }
 
 impl RuleStore {
-    pub fn new(pool: SqlitePool) -> Self {
-        Self { pool }
+    pub fn new(database: Database) -> Self {
+        Self { database }
     }
 
     /// Returns every stored file, by device type.
@@ -32,7 +34,7 @@ impl RuleStore {
     /// Returns the database error.
     pub async fn list(&self) -> Result<Vec<StoredRuleFile>, sqlx::Error> {
         let rows = sqlx::query("SELECT device_type, text, version, updated_at, updated_by FROM rule_files ORDER BY device_type")
-            .fetch_all(&self.pool)
+            .fetch_all(self.database.pool())
             .await?;
         rows.iter()
             .map(|row| {
@@ -54,7 +56,7 @@ impl RuleStore {
     /// Returns the database error.
     pub async fn put(&self, file: &StoredRuleFile) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO rule_files (device_type, text, version, updated_at, updated_by) VALUES (?, ?, ?, ?, ?) \
+            "INSERT INTO rule_files (device_type, text, version, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (device_type) DO UPDATE SET text = excluded.text, version = excluded.version, \
              updated_at = excluded.updated_at, updated_by = excluded.updated_by",
         )
@@ -63,7 +65,7 @@ impl RuleStore {
         .bind(&file.version)
         .bind(file.updated_at)
         .bind(&file.updated_by)
-        .execute(&self.pool)
+        .execute(self.database.pool())
         .await?;
         Ok(())
     }
@@ -74,9 +76,9 @@ impl RuleStore {
     ///
     /// Returns the database error.
     pub async fn delete(&self, device_type: &str) -> Result<bool, sqlx::Error> {
-        let result = sqlx::query("DELETE FROM rule_files WHERE device_type = ?")
+        let result = sqlx::query("DELETE FROM rule_files WHERE device_type = $1")
             .bind(device_type)
-            .execute(&self.pool)
+            .execute(self.database.pool())
             .await?;
         Ok(result.rows_affected() > 0)
     }

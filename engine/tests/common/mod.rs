@@ -6,6 +6,8 @@
     reason = "each test binary uses a different part of this module"
 )]
 
+pub mod aws_fault;
+
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -115,6 +117,28 @@ impl TestEngine {
 
     pub fn http_addr(&self) -> SocketAddr {
         self.engine.http_addr()
+    }
+
+    /// Stops the engine gracefully and starts a new one with the same configuration and data
+    /// directory, as a restart of the process would.
+    pub async fn restart(self, rules: RuleBook) -> Self {
+        let Self {
+            engine,
+            config,
+            _data_dir,
+        } = self;
+        engine.shutdown().await;
+        let engine = RunningEngine::start(&config, rules).await.unwrap();
+        wait_until(Duration::from_secs(10), || engine.is_broker_connected()).await;
+        Self {
+            engine,
+            config,
+            _data_dir,
+        }
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.config.storage.data_dir
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, Value) {

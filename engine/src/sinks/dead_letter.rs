@@ -1,0 +1,93 @@
+//! The dead-letter files: records a store refused for good, one JSON line each, so that
+//! nothing accepted disappears silently and an operator can inspect or replay them.
+//!
+//! Each sink appends to `{dir}/{sink}.jsonl`, and every line carries the time, the reason
+//! label, the store's explanation and the record itself.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tracing::error;
+use valmetal_actors::clock::now_ms;
+
+use super::queue::Envelope;
+
+/// Metric counting records written to dead-letter files.
+const DEAD_LETTERED_TOTAL: &str = "telemetry_sink_records_dead_lettered_total";
+
+/// The directory of dead-letter files.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    dir: Arc<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct Line<'a, R> {
+    at: i64,
+    sink: &'static str,
+    reason: &'static str,
+    detail: &'a str,
+    record: &'a R,
+}
+
+impl DeadLetter {
+    pub fn new(dir: PathBuf) -> Self {
+        Self { dir: Arc::new(dir) }
+    }
+
+    /// Returns the file of `sink`.
+    pub fn path(&self, sink: &str) -> PathBuf {
+        self.dir.join(format!("{sink}.jsonl"))
+    }
+
+    /// Appends `refused` records of `sink` and syncs the file. A failure to write is logged
+    /// with every line that could not be written, so the records still reach the log.
+    pub(super) async fn write<R: Serialize + Send + 'static>(
+        &self,
+        sink: &'static str,
+        refused: Vec<(Envelope<R>, &'static str, String)>,
+    ) {
+        let at = now_ms();
+        let text: String = refused
+            .iter()
+            .filter_map(|(envelope, reason, detail)| {
+                serde_json::to_string(&Line {
+                    at,
+                    sink,
+                    reason,
+                    detail,
+                    record: &envelope.record,
+                })
+                .ok()
+            })
+            .map(|line| line + "\n")
+            .collect();
+        let count = refused.len() as u64;
+        drop(refused);
+        let path = self.path(sink);
+        let dir = Arc::clone(&self.dir);
+        let result = tokio::task::spawn_blocking(move || {
+            append(&dir, &path, text.as_bytes()).map_err(|error| (error, text))
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => metrics::counter!(DEAD_LETTERED_TOTAL, "sink" => sink).increment(count),
+            Ok(Err((error, text))) => {
+                error!(sink, %error, lines = %text, "Cannot write the dead-letter file; the refused records follow in this log line");
+            }
+            Err(error) => error!(sink, %error, "Dead-letter write task failed"),
+        }
+    }
+}
+
+fn append(dir: &std::path::Path, path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_data()
+}

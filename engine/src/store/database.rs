@@ -1,0 +1,184 @@
+//! The engine's SQL database: SQLite in a file by default, PostgreSQL when a `postgres://`
+//! URL is configured, both through one connection pool and the same queries.
+//!
+//! Each backend has its own migrations (`migrations/sqlite`, `migrations/postgres`) that
+//! build the same tables. Queries use `$1`-style placeholders, which both accept.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+/// Statements slower than this are logged, at debug level: the sinks batch on purpose, and
+/// their own metrics time each write.
+const SLOW_STATEMENT: Duration = Duration::from_secs(1);
+
+/// Which server holds the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Errors opening the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "cannot create data directory {path}: {source}; choose a writable directory with --data-dir"
+    )]
+    CreateDirectory {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "database URL `{url}` is not supported; use postgres://user@host:port/database, or leave storage.database_url unset for SQLite under the data directory"
+    )]
+    UnsupportedUrl { url: String },
+    #[error("cannot open database {target}: {source}")]
+    Open { target: String, source: sqlx::Error },
+    #[error("cannot migrate database {target}: {source}")]
+    Migrate {
+        target: String,
+        source: sqlx::migrate::MigrateError,
+    },
+}
+
+/// An open, migrated database.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Database {
+    /// Opens the SQLite file at `path`, creating it and its directory if needed.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`StoreError`] when the file cannot be created, opened or migrated.
+    pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
+        if let Some(directory) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(directory).map_err(|source| StoreError::CreateDirectory {
+                path: directory.display().to_string(),
+                source,
+            })?;
+        }
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        Self::connect(&url, &path.display().to_string(), Backend::Sqlite).await
+    }
+
+    /// Opens the database at `url`: `postgres://` or `sqlite://`.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`StoreError`] for another scheme, or when the server cannot be reached or
+    /// the schema cannot be migrated.
+    pub async fn open_url(url: &str) -> Result<Self, StoreError> {
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(StoreError::UnsupportedUrl { url: redact(url) });
+        };
+        Self::connect(url, &redact(url), backend).await
+    }
+
+    async fn connect(url: &str, target: &str, backend: Backend) -> Result<Self, StoreError> {
+        install_default_drivers();
+        let options = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 4,
+                Backend::Postgres => 8,
+            })
+            .acquire_timeout(Duration::from_secs(10));
+        let options = match backend {
+            Backend::Sqlite => options.after_connect(|connection, _| {
+                Box::pin(async move {
+                    connection
+                        .execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
+                        )
+                        .await
+                        .map(|_| ())
+                })
+            }),
+            Backend::Postgres => options,
+        };
+        let connect_options = AnyConnectOptions::from_str(url)
+            .map_err(|source| StoreError::Open {
+                target: target.to_owned(),
+                source,
+            })?
+            .log_slow_statements(log::LevelFilter::Debug, SLOW_STATEMENT);
+        let pool = options
+            .connect_with(connect_options)
+            .await
+            .map_err(|source| StoreError::Open {
+                target: target.to_owned(),
+                source,
+            })?;
+        let migrator = match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                target: target.to_owned(),
+                source,
+            })?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes the pool after pending work.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Returns `url` without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_only_the_password() {
+        assert_eq!(
+            redact("postgres://app:secret@db:5432/valmetal"),
+            "postgres://app:***@db:5432/valmetal"
+        );
+        assert_eq!(
+            redact("postgres://app@db/valmetal"),
+            "postgres://app@db/valmetal"
+        );
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+}
