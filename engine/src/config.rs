@@ -337,6 +337,8 @@ fn is_section_key(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::journal::Durability;
+    use crate::storage::{ShadowTarget, TimeSeriesTarget};
 
     #[test]
     fn defaults_are_valid() {
@@ -388,6 +390,41 @@ mod tests {
             let config = Config::load(None).map_err(|error| error.to_string())?;
             assert_eq!(config.mqtt.port, 1999);
             assert_eq!(config.http.addr.port(), 9999);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(
+        clippy::result_large_err,
+        reason = "figment::Jail fixes the closure's error type"
+    )]
+    fn storage_is_set_from_the_environment_as_a_container_would() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("VALMETAL_STORAGE__TIMESERIES", "[\"timestream\", \"sql\"]");
+            jail.set_env("VALMETAL_STORAGE__SHADOWS", "dynamodb");
+            jail.set_env("VALMETAL_STORAGE__DYNAMODB__TABLE", "prod-device-state");
+            jail.set_env("VALMETAL_STORAGE__DYNAMODB__AWS__REGION", "ca-central-1");
+            jail.set_env(
+                "VALMETAL_STORAGE__DATABASE_URL",
+                "postgres://valmetal@db/valmetal",
+            );
+            jail.set_env("VALMETAL_STORAGE__DATABASE_PASSWORD", "s3cret");
+            jail.set_env("VALMETAL_STORAGE__JOURNAL__DURABILITY", "disk");
+            let config = Config::load(None).map_err(|error| error.to_string())?;
+            let storage = &config.storage;
+            assert_eq!(
+                storage.timeseries,
+                [TimeSeriesTarget::Timestream, TimeSeriesTarget::Sql]
+            );
+            assert_eq!(storage.shadows, ShadowTarget::Dynamodb);
+            assert_eq!(storage.dynamodb.table, "prod-device-state");
+            assert_eq!(storage.dynamodb.aws.region, "ca-central-1");
+            assert_eq!(storage.journal.durability, Durability::Disk);
+            assert_eq!(
+                storage.database_url_with_password().unwrap().as_deref(),
+                Some("postgres://valmetal:s3cret@db/valmetal")
+            );
             Ok(())
         });
     }

@@ -30,6 +30,17 @@ pub enum ShadowTarget {
     Dynamodb,
 }
 
+/// A value that is never printed: `Debug` shows `***`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("***")
+    }
+}
+
 /// Storage settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -40,6 +51,10 @@ pub struct StorageConfig {
     /// `postgres://user:password@host:port/database` for farms, equipment, users, rules,
     /// alarm history and the outbox in PostgreSQL. Unset: SQLite under `data_dir`.
     pub database_url: Option<String>,
+    /// Password for `database_url`, kept apart so a secret store can inject it as
+    /// `VALMETAL_STORAGE__DATABASE_PASSWORD`; it replaces any password in the URL.
+    #[serde(skip_serializing)]
+    pub database_password: Option<Secret>,
     /// Stores of telemetry history; every accepted frame goes to each. Default `["sql"]`.
     pub timeseries: Vec<TimeSeriesTarget>,
     /// Store of device documents. Default `sql`.
@@ -69,6 +84,7 @@ impl Default for StorageConfig {
         Self {
             data_dir: PathBuf::from(".valmetal"),
             database_url: None,
+            database_password: None,
             timeseries: vec![TimeSeriesTarget::Sql],
             shadows: ShadowTarget::Sql,
             journal: JournalConfig::default(),
@@ -89,6 +105,26 @@ impl Default for StorageConfig {
 }
 
 impl StorageConfig {
+    /// Returns `database_url` with `database_password` in it, if both are set.
+    ///
+    /// # Errors
+    ///
+    /// Returns the URL, without any password, when it cannot be parsed or holds no user.
+    pub fn database_url_with_password(&self) -> Result<Option<String>, String> {
+        let Some(url) = &self.database_url else {
+            return Ok(None);
+        };
+        let Some(Secret(password)) = &self.database_password else {
+            return Ok(Some(url.clone()));
+        };
+        let refused = || crate::store::database::redact(url);
+        let mut parsed = url::Url::parse(url).map_err(|_| refused())?;
+        if parsed.username().is_empty() || parsed.set_password(Some(password)).is_err() {
+            return Err(refused());
+        }
+        Ok(Some(parsed.to_string()))
+    }
+
     /// Returns the path of the SQLite database.
     pub fn sqlite_path(&self) -> PathBuf {
         self.data_dir.join("valmetal.db")
@@ -135,5 +171,47 @@ impl StorageConfig {
             problems.push("`storage.journal.segment_bytes` must be at least 4096".to_owned());
         }
         problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(url: Option<&str>, password: Option<&str>) -> StorageConfig {
+        StorageConfig {
+            database_url: url.map(str::to_owned),
+            database_password: password.map(|text| Secret(text.to_owned())),
+            ..StorageConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_password_joins_the_url_encoded() {
+        let config = with(
+            Some("postgres://valmetal@db:5432/valmetal"),
+            Some("p@ss:w/rd"),
+        );
+        assert_eq!(
+            config.database_url_with_password().unwrap().unwrap(),
+            "postgres://valmetal:p%40ss%3Aw%2Frd@db:5432/valmetal"
+        );
+        let replaced = with(Some("postgres://valmetal:old@db/valmetal"), Some("new"));
+        assert_eq!(
+            replaced.database_url_with_password().unwrap().unwrap(),
+            "postgres://valmetal:new@db/valmetal"
+        );
+    }
+
+    #[test]
+    fn a_url_without_user_is_refused_without_leaking() {
+        let config = with(Some("postgres://db/valmetal"), Some("secret"));
+        let refused = config.database_url_with_password().unwrap_err();
+        assert!(!refused.contains("secret"), "{refused}");
+        assert_eq!(
+            with(None, Some("secret")).database_url_with_password(),
+            Ok(None)
+        );
+        assert!(!format!("{config:?}").contains("secret"));
     }
 }

@@ -40,6 +40,10 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 pub enum StorageError {
     #[error(transparent)]
     Database(#[from] StoreError),
+    #[error(
+        "`storage.database_url` {url} cannot take `storage.database_password`; give a URL with a user, such as postgres://valmetal@host:5432/valmetal"
+    )]
+    DatabaseUrl { url: String },
     #[error(transparent)]
     Journal(#[from] JournalError),
     #[error("cannot read stored device documents from {store}: {source}")]
@@ -78,8 +82,11 @@ impl Storage {
     ///
     /// Returns [`StorageError`] when a store cannot be opened.
     pub async fn start(config: &StorageConfig) -> Result<Self, StorageError> {
-        let database = match &config.database_url {
-            Some(url) => Database::open_url(url).await?,
+        let url = config
+            .database_url_with_password()
+            .map_err(|url| StorageError::DatabaseUrl { url })?;
+        let database = match url {
+            Some(url) => Database::open_url(&url).await?,
             None => Database::open_sqlite(&config.sqlite_path()).await?,
         };
         let (journal, backlog) = match config.journal.durability {
