@@ -4,15 +4,15 @@
 use std::fmt;
 use std::sync::Arc;
 
-/// What a [`Retained`] handle keeps alive.
+/// Value a [`Retained`] handle keeps alive.
 pub trait Keep: Send + Sync + 'static {
     /// Asks the owner to keep what the handle protects even after every handle is dropped,
     /// because what it was kept for will not be stored in this run.
     fn keep(&self);
 }
 
-/// A shared handle kept alive while a frame's effects are in flight; dropping the last clone
-/// tells the owner they are stored.
+/// A shared handle kept alive while a frame's effects are in flight. Dropping the last clone
+/// signals the owner that they are stored.
 #[derive(Clone)]
 pub struct Retained(Arc<dyn Keep>);
 

@@ -18,7 +18,7 @@ use crate::store::telemetry::HistoryPoint;
 
 /// Default window: the day before the device's newest frame.
 const DEFAULT_WINDOW_MS: i64 = 24 * 3600 * 1000;
-/// Longest window one request may cover.
+/// Maximum window of one request.
 const MAX_WINDOW_MS: i64 = 31 * 24 * 3600 * 1000;
 const DEFAULT_POINTS: u32 = 600;
 const MAX_POINTS: u32 = 5000;

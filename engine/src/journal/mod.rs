@@ -1,5 +1,5 @@
-//! The journal: every accepted telemetry message is appended here before the broker is told
-//! it arrived, so a crash loses nothing the broker considers delivered.
+//! The journal: every accepted telemetry message is appended here before the broker receives
+//! its acknowledgement, so a crash loses nothing the broker considers delivered.
 //!
 //! The journal is a directory of segment files. A message's segment stays on disk while any
 //! record derived from it waits in a storage sink; each record carries a [`Retained`] handle
@@ -26,7 +26,7 @@ use valmetal_actors::retained::{Keep, Retained};
 
 pub use segment::JournalEntry;
 
-/// What a message has survived once the broker is told it arrived.
+/// Failures an acknowledged message survives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Durability {

@@ -94,7 +94,7 @@ mod tests {
     }
 
     #[test]
-    fn records_read_back_in_order() {
+    fn decode_reads_records_in_order() {
         let bytes = encoded(&[
             (
                 "feedbin-001",
@@ -113,7 +113,7 @@ mod tests {
     }
 
     #[test]
-    fn a_torn_tail_is_skipped_and_measured() {
+    fn decode_skips_torn_tail() {
         let mut bytes = encoded(&[("a", 1, b"one"), ("b", 2, b"two")]);
         let whole = bytes.len();
         bytes.truncate(whole - 3);
@@ -126,7 +126,7 @@ mod tests {
     }
 
     #[test]
-    fn a_corrupt_record_ends_the_segment() {
+    fn decode_stops_at_corrupt_record() {
         let mut bytes = encoded(&[("a", 1, b"one"), ("b", 2, b"two")]);
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;

@@ -16,7 +16,7 @@ use super::dead_letter::DeadLetter;
 use super::queue::{BatchLimits, Envelope, Readiness};
 use super::{BatchOutcome, ErrorClass, Overflow, Sink, SinkError, SinkQueue, metrics};
 
-/// How a sink's queue is flushed, bounded and retried.
+/// Settings of a sink's queue: flushing, bounds and retries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BatcherConfig {
@@ -24,12 +24,12 @@ pub struct BatcherConfig {
     pub max_records: usize,
     /// Bytes per batch at most, as the sink estimates them.
     pub max_bytes: usize,
-    /// Longest a record waits for its batch to fill, e.g. `1s`.
+    /// Maximum time a record waits for its batch to fill, e.g. `1s`.
     #[serde(with = "humantime_serde")]
     pub max_age: Duration,
     /// Records queued in memory at most, besides those being written.
     pub capacity: usize,
-    /// What a full queue does with one more record.
+    /// Policy of a full queue for one more record.
     pub overflow: Overflow,
     /// Batches written at once.
     pub max_in_flight: usize,
@@ -66,7 +66,7 @@ impl BatcherConfig {
     }
 }
 
-/// What shutdown left unwritten.
+/// Records that shutdown left unwritten.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct DrainReport {
     /// Records still unwritten when the drain timed out.
@@ -86,7 +86,7 @@ impl<S: Sink> SinkTask<S> {
         &self.queue
     }
 
-    /// Closes the queue, writes what it holds within the drain timeout, and reports what
+    /// Closes the queue, writes the queued records within the drain timeout, and reports what
     /// was left.
     pub async fn shutdown(self) -> DrainReport {
         self.queue.close();
@@ -118,7 +118,7 @@ struct Batcher<S: Sink> {
     dead_letter: DeadLetter,
 }
 
-/// What one batch's writing ended with.
+/// Result of writing one batch.
 struct BatchDone<K> {
     keys: Vec<K>,
     report: DrainReport,
@@ -291,8 +291,8 @@ impl<S: Sink> BatchJob<S> {
         }
     }
 
-    /// The drain deadline of this batch: the one set when it started, or one set now if the
-    /// queue closed while it was being retried.
+    /// Returns the drain deadline of this batch: the one set when it started, or one set now
+    /// if the queue closed while it was being retried.
     fn deadline_or_closed(&self) -> Option<Instant> {
         self.deadline.or_else(|| {
             self.queue
@@ -301,7 +301,7 @@ impl<S: Sink> BatchJob<S> {
         })
     }
 
-    /// Applies a store's answer: counts what was written, dead-letters refusals, drops
+    /// Applies a store's reply: counts what was written, dead-letters refusals, drops
     /// superseded records, and returns the records to send again.
     async fn settle(
         &self,
@@ -347,7 +347,7 @@ impl<S: Sink> BatchJob<S> {
 
     async fn refuse_all(&self, envelopes: Vec<Envelope<S::Record>>, error: &SinkError) {
         let name = self.queue.sink().name();
-        warn!(sink = name, records = envelopes.len(), %error, "Sink refused a batch for good; its records go to the dead-letter file");
+        warn!(sink = name, records = envelopes.len(), %error, "Sink rejected a batch permanently; its records go to the dead-letter file");
         metrics::rejected(name, error.reason, envelopes.len());
         let refused = envelopes
             .into_iter()

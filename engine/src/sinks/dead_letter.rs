@@ -75,7 +75,7 @@ impl DeadLetter {
         match result {
             Ok(Ok(())) => metrics::counter!(DEAD_LETTERED_TOTAL, "sink" => sink).increment(count),
             Ok(Err((error, text))) => {
-                error!(sink, %error, lines = %text, "Cannot write the dead-letter file; the refused records follow in this log line");
+                error!(sink, %error, lines = %text, "Writing the dead-letter file failed; the rejected records follow in this log line");
             }
             Err(error) => error!(sink, %error, "Dead-letter write task failed"),
         }

@@ -25,7 +25,7 @@ pub fn sent(sink: &'static str, records: usize) {
     counter!(SENT_TOTAL, "sink" => sink).increment(records as u64);
 }
 
-/// Records sent again after a failure or a partial answer.
+/// Records sent again after a failure or a partial reply.
 pub fn retried(sink: &'static str, records: usize) {
     counter!(RETRIED_TOTAL, "sink" => sink).increment(records as u64);
 }
@@ -40,7 +40,7 @@ pub fn dropped(sink: &'static str, records: usize) {
     counter!(DROPPED_TOTAL, "sink" => sink).increment(records as u64);
 }
 
-/// Records not written because the store holds a newer version.
+/// Records not written because the store has a newer version.
 pub fn superseded(sink: &'static str, records: usize) {
     counter!(SUPERSEDED_TOTAL, "sink" => sink).increment(records as u64);
 }
@@ -50,7 +50,8 @@ pub fn coalesced(sink: &'static str) {
     counter!(COALESCED_TOTAL, "sink" => sink).increment(1);
 }
 
-/// One write request ended with `outcome` (`ok`, `partial` or an error reason) after `elapsed`.
+/// Counts one write request that ended with `outcome` (`ok`, `partial` or an error reason)
+/// after `elapsed`.
 pub fn request(sink: &'static str, outcome: &'static str, elapsed: Duration) {
     counter!(REQUESTS_TOTAL, "sink" => sink, "outcome" => outcome).increment(1);
     histogram!(REQUEST_SECONDS, "sink" => sink).record(elapsed.as_secs_f64());

@@ -1,6 +1,6 @@
 //! Storage sinks: everything the engine accepts is written to its stores in batches.
 //!
-//! Each store is a [`Sink`]: it writes one batch and says, per record, what became of it.
+//! Each store is a [`Sink`]: it writes one batch and reports, per record, what became of it.
 //! The shared [`batcher`] does the rest for every store alike: it queues records within a
 //! memory bound, flushes on size, bytes or age, retries with backoff and jitter, sends
 //! records a store refuses for good to a [dead-letter file](dead_letter), keeps the journal
@@ -73,7 +73,7 @@ pub struct Refusal {
     pub detail: String,
 }
 
-/// What became of the records of a batch that the store answered.
+/// Outcome of each record of a batch the store replied to.
 ///
 /// Records named in none of the lists were written.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -83,14 +83,14 @@ pub struct BatchOutcome {
     pub retry: Vec<usize>,
     /// Records refused for good; they go to the dead-letter file.
     pub refused: Vec<Refusal>,
-    /// Indexes of records the store already holds a newer version of; they are dropped and
-    /// counted, as they must not overwrite the newer one.
+    /// Indexes of records the store already has a newer version of. They are dropped and
+    /// counted, because they must not overwrite the newer one.
     pub superseded: Vec<usize>,
 }
 
 /// One store the engine writes to.
 pub trait Sink: Send + Sync + 'static {
-    /// What is queued and written.
+    /// Record type that is queued and written.
     type Record: Send + Serialize + 'static;
     /// Key under which a newer record replaces a queued older one; `()` for stores that keep
     /// every record.
@@ -102,16 +102,16 @@ pub trait Sink: Send + Sync + 'static {
     /// Approximate bytes the record takes in a request, for the batch byte limit.
     fn record_bytes(&self, record: &Self::Record) -> usize;
 
-    /// The key a newer record replaces an older queued one under, if the store coalesces.
+    /// Returns the key under which a newer record replaces a queued one, if the store coalesces.
     fn coalesce_key(&self, record: &Self::Record) -> Option<Self::Key>;
 
-    /// Writes `batch` in one or more requests. The sink may change records it asks to have
-    /// sent again, such as raising a record version.
+    /// Writes `batch` in one or more requests. The sink may change the records it returns for
+    /// a retry, such as raising a record version.
     ///
     /// # Errors
     ///
-    /// Returns [`SinkError`] when the store answered none of the batch, classified as
-    /// retriable or permanent.
+    /// Returns [`SinkError`] when the store wrote none of the batch, classified as retriable
+    /// or permanent.
     fn write(
         &self,
         batch: &mut [Self::Record],

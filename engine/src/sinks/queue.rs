@@ -16,7 +16,7 @@ use valmetal_actors::retained::{Retained, hold};
 
 use super::{Sink, metrics};
 
-/// What a full queue does with one more record.
+/// Policy of a full queue for one more record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Overflow {
@@ -26,7 +26,7 @@ pub enum Overflow {
     Drop,
 }
 
-/// Why a record was not queued.
+/// Error queueing a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PushError {
     #[error("the sink queue is full and its overflow policy drops")]
@@ -116,7 +116,7 @@ impl<S: Sink> SinkQueue<S> {
         &self.sink
     }
 
-    /// Queues `record`, waiting for room when the queue is full and the policy says so.
+    /// Queues `record`, waiting for room when the queue is full and the policy is `Wait`.
     ///
     /// # Errors
     ///
@@ -332,7 +332,7 @@ pub(super) struct BatchLimits {
     pub max_age: std::time::Duration,
 }
 
-/// The queue's state as the batcher sees it.
+/// State of the queue for the batcher.
 pub(super) enum Readiness {
     Now,
     At(Instant),

@@ -26,7 +26,7 @@ pub trait ShadowStore: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// Returns [`SinkError`] when the store answered none of them.
+    /// Returns [`SinkError`] when the store wrote none of them.
     fn put(
         &self,
         documents: &[DeviceDocument],

@@ -1,4 +1,4 @@
-//! Where the engine keeps what it accepts, and how.
+//! Storage settings: the stores the engine writes to, the journal and the batching.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -109,7 +109,7 @@ impl StorageConfig {
     ///
     /// # Errors
     ///
-    /// Returns the URL, without any password, when it cannot be parsed or holds no user.
+    /// Returns the URL, without any password, when it cannot be parsed or has no user.
     pub fn database_url_with_password(&self) -> Result<Option<String>, String> {
         let Some(url) = &self.database_url else {
             return Ok(None);
@@ -187,7 +187,7 @@ mod tests {
     }
 
     #[test]
-    fn the_password_joins_the_url_encoded() {
+    fn database_url_takes_encoded_password() {
         let config = with(
             Some("postgres://valmetal@db:5432/valmetal"),
             Some("p@ss:w/rd"),
@@ -204,7 +204,7 @@ mod tests {
     }
 
     #[test]
-    fn a_url_without_user_is_refused_without_leaking() {
+    fn database_url_without_user_rejected() {
         let config = with(Some("postgres://db/valmetal"), Some("secret"));
         let refused = config.database_url_with_password().unwrap_err();
         assert!(!refused.contains("secret"), "{refused}");

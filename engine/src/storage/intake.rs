@@ -22,7 +22,7 @@ pub struct TimeSeriesQueues {
 }
 
 impl TimeSeriesQueues {
-    /// Queues `record` to every store, waiting for room as their overflow policies say.
+    /// Queues `record` to every store, waiting for room where the overflow policy is `Wait`.
     async fn push(&self, record: TimeSeriesRecord, retained: Option<&Retained>) {
         if let Some(queue) = &self.timestream {
             Self::push_one(queue, record.clone(), retained).await;

@@ -1,5 +1,5 @@
 //! The engine's storage: the SQL database, the journal, and the sinks that write telemetry,
-//! device documents and the equipment registry, wired as the configuration says.
+//! device documents and the equipment registry, wired as configured.
 //!
 //! Start order: open the database and journal, start the sinks, restore every device from
 //! its stored document, replay the journal's backlog, and only then let ingest take new

@@ -1,4 +1,4 @@
-//! What device actors' events feed into storage: a mark per changed device for the shadow
+//! Storage input from device actors' events: a mark per changed device for the shadow
 //! sink, and a registry entry for each device seen for the first time.
 
 use std::sync::{Arc, OnceLock, Weak};
@@ -38,7 +38,7 @@ pub enum Shadows {
     Dynamodb(Arc<SinkQueue<ShadowSink<DynamoShadowStore, LateRegistry>>>),
 }
 
-/// Where actor events mark devices for storage.
+/// Queues in which actor events mark devices for storage.
 #[derive(Clone)]
 pub struct ShadowQueue {
     shadows: Shadows,

@@ -9,13 +9,15 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, ConnectOptions, Executor};
+use sqlx::{Any, AnyPool, ConnectOptions, Executor, Transaction};
+
+use crate::sinks::SinkError;
 
 /// Statements slower than this are logged, at debug level: the sinks batch on purpose, and
 /// their own metrics time each write.
 const SLOW_STATEMENT: Duration = Duration::from_secs(1);
 
-/// Which server holds the database.
+/// Server of the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -137,6 +139,15 @@ impl Database {
         Ok(Self { pool, backend })
     }
 
+    /// Begins a transaction of a sink's write, its failure classified for the batcher.
+    ///
+    /// # Errors
+    ///
+    /// Returns the classified error when no connection can be had.
+    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, SinkError> {
+        self.pool.begin().await.map_err(|error| classify(&error))
+    }
+
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
@@ -148,6 +159,34 @@ impl Database {
     /// Closes the pool after pending work.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Classifies a database error: a lost connection, a timeout or a busy database may pass.
+pub fn classify(error: &sqlx::Error) -> SinkError {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => SinkError::retriable("unavailable", error.to_string()),
+        sqlx::Error::Database(database) => {
+            let message = database.message().to_owned();
+            let busy = message.contains("locked") || message.contains("busy");
+            let transient = database.code().is_some_and(|code| {
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || code.starts_with("57")
+                    || code == "40001"
+                    || code == "40P01"
+            });
+            if busy || transient {
+                SinkError::retriable("unavailable", message)
+            } else {
+                SinkError::permanent("database_error", message)
+            }
+        }
+        _ => SinkError::permanent("database_error", error.to_string()),
     }
 }
 

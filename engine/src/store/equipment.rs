@@ -1,5 +1,5 @@
 //! The equipment registry and farms in the SQL database. A device is registered the first
-//! time the engine sees it, with the type and farm its id gives, and its farm with it.
+//! time the engine receives a frame from it, with the type and farm its id gives, and its farm with it.
 
 use serde::Serialize;
 use sqlx::Row;
@@ -7,7 +7,7 @@ use valmetal_actors::DeviceId;
 use valmetal_actors::clock::now_ms;
 
 use super::database::Database;
-use super::shadows::classify;
+use super::database::classify;
 use crate::sinks::{BatchOutcome, Sink, SinkError};
 
 /// One registered piece of equipment.
@@ -87,12 +87,7 @@ impl Sink for EquipmentStore {
 
     async fn write(&self, batch: &mut [Equipment]) -> Result<BatchOutcome, SinkError> {
         let now = now_ms();
-        let mut transaction = self
-            .database
-            .pool()
-            .begin()
-            .await
-            .map_err(|error| classify(&error))?;
+        let mut transaction = self.database.begin_write().await?;
         for equipment in batch.iter() {
             if let Some(farm) = &equipment.farm {
                 sqlx::query(

@@ -6,7 +6,7 @@ use tracing::warn;
 use valmetal_actors::DeviceDocument;
 use valmetal_actors::clock::now_ms;
 
-use super::database::Database;
+use super::database::{Database, classify};
 use crate::sinks::shadows::ShadowStore;
 use crate::sinks::{BatchOutcome, Refusal, SinkError};
 
@@ -25,34 +25,6 @@ impl SqlShadowStore {
     }
 }
 
-/// Classifies a database error: a lost connection, a timeout or a busy database may pass.
-pub fn classify(error: &sqlx::Error) -> SinkError {
-    match error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::WorkerCrashed => SinkError::retriable("unavailable", error.to_string()),
-        sqlx::Error::Database(database) => {
-            let message = database.message().to_owned();
-            let busy = message.contains("locked") || message.contains("busy");
-            let transient = database.code().is_some_and(|code| {
-                code.starts_with("08")
-                    || code.starts_with("53")
-                    || code.starts_with("57")
-                    || code == "40001"
-                    || code == "40P01"
-            });
-            if busy || transient {
-                SinkError::retriable("unavailable", message)
-            } else {
-                SinkError::permanent("database_error", message)
-            }
-        }
-        _ => SinkError::permanent("database_error", error.to_string()),
-    }
-}
-
 impl ShadowStore for SqlShadowStore {
     fn name(&self) -> &'static str {
         "sql_shadows"
@@ -65,12 +37,7 @@ impl ShadowStore for SqlShadowStore {
     async fn put(&self, documents: &[DeviceDocument]) -> Result<BatchOutcome, SinkError> {
         let mut outcome = BatchOutcome::default();
         let now = now_ms();
-        let mut transaction = self
-            .database
-            .pool()
-            .begin()
-            .await
-            .map_err(|error| classify(&error))?;
+        let mut transaction = self.database.begin_write().await?;
         for (index, document) in documents.iter().enumerate() {
             let text = match serde_json::to_string(document) {
                 Ok(text) => text,

@@ -12,7 +12,7 @@ use sqlx::Row;
 use valmetal_actors::Value;
 
 use super::database::Database;
-use super::shadows::classify;
+use super::database::classify;
 use crate::sinks::timeseries::TimeSeriesRecord;
 use crate::sinks::{BatchOutcome, Sink, SinkError};
 
@@ -114,12 +114,7 @@ impl SqlTelemetry {
     }
 
     async fn insert(&self, rows: &[TelemetryRow<'_>]) -> Result<(), SinkError> {
-        let mut transaction = self
-            .database
-            .pool()
-            .begin()
-            .await
-            .map_err(|error| classify(&error))?;
+        let mut transaction = self.database.begin_write().await?;
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let statement = insert_statement(chunk.len());
             let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
