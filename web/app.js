@@ -454,6 +454,57 @@ function recordPoint(deviceId, key, entry) {
   buffer.push(entry.ts, entry.value);
 }
 
+/** Points per key asked of the server when a device view opens. */
+const BACKFILL_POINTS = 600;
+/** Devices whose stored history was already loaded. */
+const backfilled = new Set();
+
+/**
+ * Loads the stored history of a device's numeric keys into its charts, once per page load:
+ * the server averages the day before the newest frame into BACKFILL_POINTS buckets, each
+ * drawn at its middle. Live points keep arriving meanwhile; a failure leaves the charts live
+ * only, with a note.
+ */
+async function backfillHistory(deviceId) {
+  if (backfilled.has(deviceId)) return;
+  backfilled.add(deviceId);
+  const url = `/api/v1/devices/${encodeURIComponent(deviceId)}/telemetry?points=${BACKFILL_POINTS}`;
+  let body;
+  try {
+    const response = await fetchWithTimeout(url);
+    if (!response.ok) {
+      const { message } = await readApiError(response);
+      backfilled.delete(deviceId);
+      showHistoryNote(deviceId, `Stored history not loaded: ${message}`);
+      return;
+    }
+    body = await response.json();
+  } catch (error) {
+    backfilled.delete(deviceId);
+    showHistoryNote(deviceId, `Stored history not loaded: ${describeFetchError(error)}`);
+    return;
+  }
+  const half = Math.floor((body.bucket_ms ?? 0) / 2);
+  for (const [key, points] of Object.entries(body.series ?? {})) {
+    for (const point of points) {
+      const ts = Math.min(point.ts + half, body.to - 1);
+      recordPoint(deviceId, key, { value: point.avg, ts });
+    }
+  }
+  showHistoryNote(deviceId, '');
+  if (deviceId === deviceView.id) {
+    dirty.deviceView = true;
+    scheduleRender();
+  }
+}
+
+function showHistoryNote(deviceId, text) {
+  if (deviceId !== deviceView.id) return;
+  const note = byId('history-note');
+  note.textContent = text;
+  note.hidden = text === '';
+}
+
 function isAlarm(value) {
   return (
     value !== null &&
@@ -2106,7 +2157,10 @@ function route() {
 
 function showDeviceView(id) {
   if (deviceView.id === null) fleetScrollY = window.scrollY;
-  if (deviceView.id !== id) closeDeviceView();
+  if (deviceView.id !== id) {
+    closeDeviceView();
+    backfillHistory(id);
+  }
   deviceView.id = id;
   document.body.dataset.view = 'device';
   fleetSection.hidden = true;

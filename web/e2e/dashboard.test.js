@@ -621,20 +621,31 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
     assert.ok((await stat(file)).size > 0, `empty screenshot ${file}`);
   });
 
-  test(`device view of ${MACHINE_ID} charts new points`, async () => {
+  test(`device view of ${MACHINE_ID} charts stored history, then new points`, async () => {
+    const historyPath = `/api/v1/devices/${MACHINE_ID}/telemetry`;
+    const historyResponse = page.waitForResponse(
+      (response) => new URL(response.url()).pathname === historyPath,
+    );
     await page.evaluate((hash) => {
       location.hash = hash;
     }, `#/device/${MACHINE_ID}`);
     await page.locator('#device-view:not([hidden])').waitFor();
     assert.equal(await page.locator('#device-title').textContent(), MACHINE_ID);
+    const response = await historyResponse;
+    assert.equal(response.status(), 200, `${historyPath} answered ${response.status()}`);
+    const stored = (await response.json()).series.temperature ?? [];
+    assert.ok(stored.length > 0, 'the SQL store holds no temperature history');
 
     const card = page.locator('#charts .chart-card', {
       has: page.locator('.chart-key', { hasText: /^temperature$/ }),
     });
     const canvas = card.locator('canvas');
     const readCount = async () => chartPointCount(await canvas.getAttribute('aria-label'));
-    const first = await pollValue(readCount, (n) => n > 0, LIVE_CHECK_TIMEOUT_MS);
-    assert.ok(first > 0, 'temperature chart has no point');
+    const first = await pollValue(readCount, (n) => n >= stored.length, LIVE_CHECK_TIMEOUT_MS);
+    assert.ok(
+      first >= stored.length,
+      `temperature chart has ${first} points, fewer than the ${stored.length} stored buckets`,
+    );
 
     const later = await pollValue(readCount, (n) => n > first, LIVE_CHECK_TIMEOUT_MS);
     assert.ok(later > first, `temperature chart stayed at ${first} points`);
