@@ -44,8 +44,16 @@ export interface EnvironmentConfig {
   readonly timestreamLiveAnalytics: boolean;
   readonly timestreamMemoryRetentionHours: number;
   readonly timestreamMagneticRetentionDays: number;
-  /** Keep stateful resources (tables, repository, logs) when their stack is deleted. */
+  /** Keep stateful resources (tables, database, repository, logs) when their stack is deleted. */
   readonly retainData: boolean;
+  /** RDS instance class of the PostgreSQL database, without the `db.` prefix, such as `t4g.micro`. */
+  readonly databaseInstanceType: string;
+  /** Allocated gp3 storage of the database in GiB, 20 to 65536. */
+  readonly databaseStorageGiB: number;
+  /** Whether RDS keeps a standby of the database in a second availability zone. */
+  readonly databaseMultiAz: boolean;
+  /** Days RDS keeps automated backups of the database, 1 to 35. */
+  readonly databaseBackupRetentionDays: number;
   /** Address subscribed to the alarm topic; empty for none. */
   readonly alarmEmail: string;
   /** CloudWatch agent image of the metrics sidecar, pinned to a release tag. */
@@ -78,6 +86,10 @@ const FIELD_KINDS: Record<Exclude<keyof EnvironmentConfig, 'name'>, FieldKind> =
   timestreamMemoryRetentionHours: 'number',
   timestreamMagneticRetentionDays: 'number',
   retainData: 'boolean',
+  databaseInstanceType: 'string',
+  databaseStorageGiB: 'number',
+  databaseMultiAz: 'boolean',
+  databaseBackupRetentionDays: 'number',
   alarmEmail: 'string',
   cloudwatchAgentImage: 'string',
 };
@@ -147,6 +159,7 @@ function validate(config: EnvironmentConfig): string[] {
     ...loadBalancerProblems(config),
     ...engineProblems(config),
     ...storageProblems(config),
+    ...databaseProblems(config),
   ];
 }
 
@@ -244,6 +257,27 @@ function storageProblems(config: EnvironmentConfig): string[] {
   const magneticDays = config.timestreamMagneticRetentionDays;
   if (!Number.isInteger(magneticDays) || magneticDays < 1 || magneticDays > 73000) {
     problems.push(`${at('timestreamMagneticRetentionDays')} must be 1 to 73000 days`);
+  }
+  return problems;
+}
+
+/** Checks the size and backups of the PostgreSQL database. */
+function databaseProblems(config: EnvironmentConfig): string[] {
+  const problems: string[] = [];
+  const at = (field: string) => `${config.name}.${field}`;
+  const instanceType = config.databaseInstanceType;
+  if (instanceType.startsWith('db.')) {
+    problems.push(`${at('databaseInstanceType')} must be given without the "db." prefix, such as "t4g.micro": "${instanceType}"`);
+  } else if (!/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(instanceType)) {
+    problems.push(`${at('databaseInstanceType')} is not an instance class such as "t4g.micro": "${instanceType}"`);
+  }
+  const storage = config.databaseStorageGiB;
+  if (!Number.isInteger(storage) || storage < 20 || storage > 65536) {
+    problems.push(`${at('databaseStorageGiB')} must be 20 to 65536 GiB, the gp3 range of RDS for PostgreSQL`);
+  }
+  const backupDays = config.databaseBackupRetentionDays;
+  if (!Number.isInteger(backupDays) || backupDays < 1 || backupDays > 35) {
+    problems.push(`${at('databaseBackupRetentionDays')} must be 1 to 35 days; 0 would turn automated backups off`);
   }
   return problems;
 }

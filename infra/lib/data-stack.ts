@@ -10,17 +10,28 @@ export interface DataStackProps extends StackProps {
   readonly config: EnvironmentConfig;
 }
 
+/** Name of the Timestream table in the environment's Timestream database. */
+export const TELEMETRY_TABLE_NAME = 'telemetry';
+
+/** The Timestream table and the settings the engine's Timestream sink must repeat. */
+export interface TelemetryTable {
+  readonly arn: string;
+  readonly databaseName: string;
+  readonly tableName: string;
+  /** Memory store retention of the table in hours. */
+  readonly memoryStoreRetentionHours: number;
+  /** Whether the table accepts records older than the memory store retention. */
+  readonly magneticStoreWrites: boolean;
+}
+
 /**
- * Stores of device state and telemetry history.
- *
- * NOTE: the engine does not write to either store yet; shadows live in memory and alarm history
- * in a task-local SQLite file. These resources and the task role's access to them are ready for
- * the persistence the engine still has to gain.
+ * Stores of device state and telemetry history: the engine writes device documents to the
+ * DynamoDB table and, when `timestreamLiveAnalytics` is on, telemetry to Timestream.
  */
 export class DataStack extends Stack {
   readonly deviceStateTable: dynamodb.Table;
-  /** ARN of the Timestream table, or undefined when `timestreamLiveAnalytics` is false. */
-  readonly telemetryTableArn?: string;
+  /** Undefined when `timestreamLiveAnalytics` is false. */
+  readonly telemetryTable?: TelemetryTable;
 
   constructor(scope: Construct, id: string, props: DataStackProps) {
     super(scope, id, props);
@@ -45,21 +56,28 @@ export class DataStack extends Stack {
       });
       database.applyRemovalPolicy(removalPolicy);
       acknowledgeMaintenanceMode(database);
+      // Replayed recordings and devices that reconnect after an outage send frames older
+      // than the memory store's retention; only the magnetic store accepts those.
+      const magneticStoreWrites = true;
       const table = new timestream.CfnTable(this, 'TelemetryTable', {
         databaseName: prefix,
-        tableName: 'telemetry',
+        tableName: TELEMETRY_TABLE_NAME,
         retentionProperties: {
           MemoryStoreRetentionPeriodInHours: String(config.timestreamMemoryRetentionHours),
           MagneticStoreRetentionPeriodInDays: String(config.timestreamMagneticRetentionDays),
         },
-        // Replayed recordings and devices that reconnect after an outage send frames older
-        // than the memory store's retention; only the magnetic store accepts those.
-        magneticStoreWriteProperties: { EnableMagneticStoreWrites: true },
+        magneticStoreWriteProperties: { EnableMagneticStoreWrites: magneticStoreWrites },
       });
       table.addResourceDependency(database);
       table.applyRemovalPolicy(removalPolicy);
       acknowledgeMaintenanceMode(table);
-      this.telemetryTableArn = table.attrArn;
+      this.telemetryTable = {
+        arn: table.attrArn,
+        databaseName: prefix,
+        tableName: TELEMETRY_TABLE_NAME,
+        memoryStoreRetentionHours: config.timestreamMemoryRetentionHours,
+        magneticStoreWrites,
+      };
       new CfnOutput(this, 'TelemetryTableArn', { value: table.attrArn });
     }
   }

@@ -7,9 +7,12 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 
 import { APPLICATION_NAME, EnvironmentConfig } from './config';
+import { TelemetryTable } from './data-stack';
 import { EngineAlarms, deploymentAlarmNames } from './engine/alarms';
+import { EngineDatabase } from './engine/database';
 import { createVpc } from './engine/network';
 import { engineTaskStatements } from './engine/permissions';
+import { engineStorageEnvironment } from './engine/storage';
 import { ENGINE_CONTAINER_NAME, ENGINE_PORT, EngineTask, LIVENESS_PATH } from './engine/task';
 import { engineFamily, resourcePrefix } from './naming';
 
@@ -21,17 +24,21 @@ export interface EngineStackProps extends StackProps {
   readonly version: string;
   readonly repository: ecr.IRepository;
   readonly deviceStateTableArn: string;
-  readonly telemetryTableArn?: string;
+  readonly deviceStateTableName: string;
+  /** Undefined when the environment has no Timestream for LiveAnalytics table. */
+  readonly telemetryTable?: TelemetryTable;
 }
 
 /**
  * The running engine: VPC, ECS cluster and service on Fargate, the load balancer in front of
- * the dashboard, `/ws` and the API, auto scaling, logs and alarms.
+ * the dashboard, `/ws` and the API, auto scaling, logs and alarms, and the PostgreSQL database,
+ * which lives here because it needs the VPC.
  */
 export class EngineStack extends Stack {
   readonly service: ecs.FargateService;
   readonly loadBalancer: elbv2.ApplicationLoadBalancer;
   readonly alarms: EngineAlarms;
+  readonly database: EngineDatabase;
 
   constructor(scope: Construct, id: string, props: EngineStackProps) {
     super(scope, id, props);
@@ -41,6 +48,7 @@ export class EngineStack extends Stack {
     const removalPolicy = config.retainData ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
 
     const vpc = createVpc(this, config);
+    this.database = new EngineDatabase(this, 'Database', { config, vpc, removalPolicy });
 
     const cluster = new ecs.Cluster(this, 'Cluster', {
       clusterName: prefix,
@@ -77,18 +85,27 @@ export class EngineStack extends Stack {
       taskStatements: engineTaskStatements({
         config,
         deviceStateTableArn: props.deviceStateTableArn,
-        telemetryTableArn: props.telemetryTableArn,
+        telemetryTableArn: props.telemetryTable?.arn,
         metricsLogGroupName,
       }),
+      storageEnvironment: engineStorageEnvironment({
+        config,
+        deviceStateTableName: props.deviceStateTableName,
+        telemetryTable: props.telemetryTable,
+        databaseUrl: this.database.url,
+      }),
+      databaseSecret: this.database.secret,
     });
     task.node.addDependency(metricsLogGroup);
 
     const serviceSecurityGroup = new ec2.SecurityGroup(this, 'ServiceSecurityGroup', {
       vpc,
       description: 'valmetal engine tasks: HTTP from the load balancer only',
-      // Tasks reach the MQTT broker, ECR, CloudWatch and the data stores over HTTPS and MQTT.
+      // Tasks reach the MQTT broker, ECR, CloudWatch and the data stores over HTTPS and MQTT,
+      // and the database on its port.
       allowAllOutbound: true,
     });
+    this.database.allowConnectionsFrom(serviceSecurityGroup, 'PostgreSQL from the engine tasks');
 
     this.service = new ecs.FargateService(this, 'Service', {
       serviceName: family,
@@ -148,6 +165,11 @@ export class EngineStack extends Stack {
     new CfnOutput(this, 'ServiceName', { value: this.service.serviceName });
     new CfnOutput(this, 'TargetGroupArn', { value: targetGroup.targetGroupArn });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarms.topic.topicArn });
+    new CfnOutput(this, 'DatabaseEndpoint', { value: this.database.instance.dbInstanceEndpointAddress });
+    new CfnOutput(this, 'DatabaseSecretArn', {
+      description: 'Secret with the user and password of the engine database',
+      value: this.database.secret.secretArn,
+    });
   }
 
   private createLoadBalancer(config: EnvironmentConfig, vpc: ec2.IVpc) {

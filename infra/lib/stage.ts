@@ -50,13 +50,14 @@ export class ValmetalStage extends Stage {
     });
     this.engine = new EngineStack(this, 'Engine', {
       stackName: stackName('engine'),
-      description: `valmetal ${config.name}: engine service on ECS Fargate behind a load balancer`,
+      description: `valmetal ${config.name}: engine service on ECS Fargate behind a load balancer, and its PostgreSQL database`,
       terminationProtection,
       config,
       version,
       repository: this.registry.repository,
       deviceStateTableArn: this.data.deviceStateTable.tableArn,
-      telemetryTableArn: this.data.telemetryTableArn,
+      deviceStateTableName: this.data.deviceStateTable.tableName,
+      telemetryTable: this.data.telemetryTable,
     });
 
     const components: [RegistryStack | DataStack | IotStack | EngineStack, string][] = [

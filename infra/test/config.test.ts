@@ -82,6 +82,35 @@ describe('settings', () => {
     assert.throws(() => readEnvironmentConfig('staging', read), /cloudwatchAgentImage must name an image/);
   });
 
+  test('database settings checked', () => {
+    const read = contextWith({
+      databaseInstanceType: 'db.t4g.micro',
+      databaseStorageGiB: 10,
+      databaseBackupRetentionDays: 0,
+    });
+    assert.throws(
+      () => readEnvironmentConfig('staging', read),
+      (error: Error) => {
+        for (const part of [
+          'staging.databaseInstanceType must be given without the "db." prefix',
+          'staging.databaseStorageGiB must be 20 to 65536 GiB',
+          'staging.databaseBackupRetentionDays must be 1 to 35 days',
+        ]) {
+          assert.ok(error.message.includes(part), `missing "${part}" in:\n${error.message}`);
+        }
+        return true;
+      },
+    );
+    assert.throws(
+      () => readEnvironmentConfig('staging', contextWith({ databaseInstanceType: 'large' })),
+      /staging\.databaseInstanceType is not an instance class such as "t4g\.micro": "large"/,
+    );
+    const flags = contextWith({}, { 'valmetal:staging:databaseMultiAz': 'true', 'valmetal:staging:databaseStorageGiB': '100' });
+    const config = readEnvironmentConfig('staging', flags);
+    assert.equal(config.databaseMultiAz, true);
+    assert.equal(config.databaseStorageGiB, 100);
+  });
+
   test('zones must belong to region', () => {
     const read = contextWith({ availabilityZones: ['eu-west-1a', 'eu-central-1b'] });
     assert.throws(() => readEnvironmentConfig('staging', read), /"eu-central-1b" is not a zone of eu-west-1/);

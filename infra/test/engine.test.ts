@@ -6,7 +6,14 @@ import { describe, test } from 'node:test';
 import { IDLE_TIMEOUT_SECONDS } from '../lib/engine-stack';
 import { deploymentAlarmNames } from '../lib/engine/alarms';
 import { BROKER_CONNECTED_METRIC, PROMETHEUS_NAMESPACE } from '../lib/engine/metrics-sidecar';
-import { ENGINE_DATA_DIR, ENGINE_PORT, ENGINE_USER, LIVENESS_PATH } from '../lib/engine/task';
+import {
+  CLIENT_ID_FILE,
+  ENGINE_DATA_DIR,
+  ENGINE_PORT,
+  ENGINE_USER,
+  LIVENESS_PATH,
+  RESTART_ATTEMPT_PERIOD_SECONDS,
+} from '../lib/engine/task';
 import { engineClientIdPrefix, engineFamily } from '../lib/naming';
 import {
   REPOSITORY_DIR,
@@ -24,6 +31,11 @@ import {
 /** The dashboard pings its WebSocket this often (`PING_INTERVAL_MS` in web/app.js). */
 const DASHBOARD_PING_SECONDS = 20;
 
+/** Default `drain_timeout` of each engine sink (`BatcherConfig` in engine/src/sinks/batcher.rs). */
+const SINK_DRAIN_SECONDS = 10;
+/** The engine's MQTT and HTTP drains on SIGTERM, 2 s each, before the sinks drain. */
+const INGEST_AND_HTTP_DRAIN_SECONDS = 4;
+
 function taskDefinition(env: SynthesizedEnvironment): Resource {
   return onlyResource(env.engine, 'AWS::ECS::TaskDefinition');
 }
@@ -36,6 +48,39 @@ function container(env: SynthesizedEnvironment, name: string): Record<string, an
 
 function service(env: SynthesizedEnvironment): Record<string, any> {
   return onlyResource(env.engine, 'AWS::ECS::Service').Properties!;
+}
+
+/** Returns the value of a plain environment variable of a container definition. */
+function variable(definition: Record<string, any>, name: string): unknown {
+  return definition.Environment.find((v: { Name: string }) => v.Name === name)?.Value;
+}
+
+/**
+ * Builds the set of `VALMETAL_*` variables that docs/configuration.md documents. A heading such
+ * as "### `[storage.journal]`" opens a section. The first cell of a table row lists its keys,
+ * such as "`aws.region`, `aws.endpoint_url`", and each dot becomes a double underscore.
+ */
+function documentedVariables(documentation: string): Set<string> {
+  const documented = new Set<string>();
+  let sections: string[] = [];
+  for (const line of documentation.split('\n')) {
+    if (/^#{2,3} /.test(line)) {
+      sections = [...line.matchAll(/`\[([\w.]+)\]`/g)].map((match) => match[1]);
+      continue;
+    }
+    const firstCell = /^\| ([^|]+) \|/.exec(line);
+    if (firstCell === null) {
+      continue;
+    }
+    const keys = [...firstCell[1].matchAll(/`([\w.]+)`/g)].map((match) => match[1]);
+    for (const section of sections) {
+      for (const key of keys) {
+        const path = `${section}.${key}`.split('.').map((part) => part.toUpperCase());
+        documented.add(`VALMETAL_${path.join('__')}`);
+      }
+    }
+  }
+  return documented;
 }
 
 describe('task definition', () => {
@@ -106,7 +151,7 @@ describe('task definition', () => {
       assert.deepEqual(
         engine.MountPoints,
         [{ ContainerPath: ENGINE_DATA_DIR, ReadOnly: false, SourceVolume: 'data' }],
-        `${env.name}: the SQLite directory needs a writable volume`,
+        `${env.name}: the data directory needs a writable volume`,
       );
     }
   });
@@ -123,32 +168,24 @@ describe('task definition', () => {
     // The engine rejects unknown configuration keys, so every VALMETAL_ variable must map to a
     // key of docs/configuration.md.
     const documentation = readFileSync(join(REPOSITORY_DIR, 'docs', 'configuration.md'), 'utf8');
-    const documented = new Set<string>();
-    let section = '';
-    for (const line of documentation.split('\n')) {
-      const heading = /^## `\[(\w+)\]`/.exec(line);
-      if (heading) {
-        section = heading[1];
-        continue;
-      }
-      const key = /^\| `(\w+)` \|/.exec(line);
-      if (key && section !== '') {
-        documented.add(`VALMETAL_${section.toUpperCase()}__${key[1].toUpperCase()}`);
-      }
-    }
+    const documented = documentedVariables(documentation);
     assert.ok(documented.has('VALMETAL_MQTT__CLIENT_ID'), 'the documentation parser found no keys');
+    assert.ok(
+      documented.has('VALMETAL_STORAGE__DYNAMODB__AWS__REGION'),
+      'the documentation parser found no nested keys',
+    );
     for (const env of environments()) {
       const engine = container(env, 'engine');
-      const names = engine.Environment.map((variable: { Name: string }) => variable.Name);
+      const names = engine.Environment.map((v: { Name: string }) => v.Name);
+      const secrets = (engine.Secrets ?? []).map((v: { Name: string }) => v.Name);
       const fromCommand = [...engine.Command.join(' ').matchAll(/VALMETAL_\w+/g)].map((m) => m[0]);
-      for (const name of [...names, ...fromCommand].filter((n: string) => n.startsWith('VALMETAL_'))) {
+      for (const name of [...names, ...secrets, ...fromCommand].filter((n: string) => n.startsWith('VALMETAL_'))) {
         assert.ok(documented.has(name), `${env.name}: ${name} is not a documented engine setting`);
       }
-      const value = (name: string) => engine.Environment.find((v: { Name: string }) => v.Name === name)?.Value;
-      assert.equal(value('VALMETAL_HTTP__ADDR'), `0.0.0.0:${ENGINE_PORT}`, env.name);
-      assert.equal(value('VALMETAL_MQTT__TOPIC_PREFIX'), env.config.topicPrefix, env.name);
-      assert.equal(value('VALMETAL_MQTT__HOST'), env.config.mqttHost, env.name);
-      assert.equal(value('VALMETAL_STORAGE__DATA_DIR'), ENGINE_DATA_DIR, env.name);
+      assert.equal(variable(engine, 'VALMETAL_HTTP__ADDR'), `0.0.0.0:${ENGINE_PORT}`, env.name);
+      assert.equal(variable(engine, 'VALMETAL_MQTT__TOPIC_PREFIX'), env.config.topicPrefix, env.name);
+      assert.equal(variable(engine, 'VALMETAL_MQTT__HOST'), env.config.mqttHost, env.name);
+      assert.equal(variable(engine, 'VALMETAL_STORAGE__DATA_DIR'), ENGINE_DATA_DIR, env.name);
     }
   });
 
@@ -157,15 +194,52 @@ describe('task definition', () => {
       const command = container(env, 'engine').Command.join(' ');
       const prefix = engineClientIdPrefix(env.name);
       assert.ok(
-        command.includes(`VALMETAL_MQTT__CLIENT_ID="${prefix}$(cat /proc/sys/kernel/random/uuid)"`),
+        command.includes(`[ -s ${CLIENT_ID_FILE} ] || cat /proc/sys/kernel/random/uuid > ${CLIENT_ID_FILE};`),
+        `${env.name}: the client id is not created once per task: ${command}`,
+      );
+      assert.ok(
+        command.includes(`VALMETAL_MQTT__CLIENT_ID="${prefix}$(cat ${CLIENT_ID_FILE})"`),
         `${env.name}: ${command}`,
       );
+      assert.ok(CLIENT_ID_FILE.startsWith(`${ENGINE_DATA_DIR}/`), 'the client id file is not on the task volume');
       assert.match(command, /exec \/usr\/local\/bin\/valmetal serve$/, env.name);
       const connect = iamStatements(env.engine).filter((s) => s.actions.includes('iot:Connect'));
       assert.equal(connect.length, 1, env.name);
       assert.deepEqual(connect[0].resources, [
         `arn:aws:iot:${env.config.region}:${env.config.account}:client/${prefix}*`,
       ]);
+    }
+  });
+
+  test('engine restarts inside its task', () => {
+    for (const env of environments()) {
+      const engine = container(env, 'engine');
+      assert.deepEqual(
+        engine.RestartPolicy,
+        { Enabled: true, RestartAttemptPeriod: RESTART_ATTEMPT_PERIOD_SECONDS },
+        env.name,
+      );
+      assert.ok(RESTART_ATTEMPT_PERIOD_SECONDS >= 60, 'ECS accepts at least 60 s');
+      assert.ok(RESTART_ATTEMPT_PERIOD_SECONDS <= 1800, 'ECS accepts at most 1800 s');
+      assert.equal(engine.Essential, true, env.name);
+      // The journal survives a restart only on a task volume: no host path, EFS or Docker volume.
+      const volumes = taskDefinition(env).Properties!.Volumes;
+      assert.deepEqual(volumes, [{ Name: 'data' }], `${env.name}: the data volume is not a plain task volume`);
+      const mount = engine.MountPoints.find((m: any) => m.SourceVolume === 'data');
+      assert.equal(mount?.ContainerPath, variable(engine, 'VALMETAL_STORAGE__DATA_DIR'), env.name);
+      assert.equal(mount?.ReadOnly, false, env.name);
+    }
+  });
+
+  test('stop timeout covers sink drains', () => {
+    for (const env of environments()) {
+      const engine = container(env, 'engine');
+      const timeseries = JSON.parse(String(variable(engine, 'VALMETAL_STORAGE__TIMESERIES')));
+      // One sink per time-series store, one for device documents and one for the equipment.
+      const sinks = timeseries.length + 2;
+      const needed = INGEST_AND_HTTP_DRAIN_SECONDS + sinks * SINK_DRAIN_SECONDS;
+      assert.ok(engine.StopTimeout >= needed, `${env.name}: stop timeout ${engine.StopTimeout} s, drains need ${needed} s`);
+      assert.ok(engine.StopTimeout <= 120, `${env.name}: Fargate allows at most 120 s`);
     }
   });
 });

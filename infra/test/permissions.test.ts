@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { DEVICE_STATE_ITEM_ACTIONS } from '../lib/engine/permissions';
+import { DEVICE_STATE_ACTIONS } from '../lib/engine/permissions';
 import { engineClientIdPrefix } from '../lib/naming';
 import { SHADOW_REPLIES } from '../lib/topics';
 import {
@@ -47,14 +47,26 @@ describe('task role', () => {
       assert.ok(task, `${env.name}: no task role`);
       assert.ok(execution, `${env.name}: no execution role`);
       assert.notEqual(task, execution, env.name);
-      const executionActions = iamStatements(env.engine)
-        .filter((s) => s.roles.includes(execution))
-        .flatMap((s) => s.actions);
-      for (const action of executionActions) {
-        assert.match(action, /^(ecr|logs):/, `${env.name}: execution role has ${action}`);
+      const executionStatements = iamStatements(env.engine).filter((s) => s.roles.includes(execution));
+      for (const statement of executionStatements) {
+        for (const action of statement.actions) {
+          assert.match(action, /^(ecr|logs|secretsmanager):/, `${env.name}: execution role has ${action}`);
+        }
       }
+      // The execution role reads the one secret that ECS injects into the engine container.
+      const secretStatements = executionStatements.filter((s) => s.actions.some((a) => a.startsWith('secretsmanager:')));
+      assert.equal(secretStatements.length, 1, env.name);
+      assert.deepEqual(
+        [...secretStatements[0].actions].sort(),
+        ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'],
+        env.name,
+      );
+      const attachment = Object.keys(resourcesOfType(env.engine, 'AWS::SecretsManager::SecretTargetAttachment'));
+      assert.equal(attachment.length, 1, env.name);
+      assert.deepEqual(secretStatements[0].resources, [{ Ref: attachment[0] }], env.name);
       const taskActions = taskRoleStatements(env).flatMap((s) => s.actions);
       assert.ok(!taskActions.some((a) => a.startsWith('ecr:')), `${env.name}: task role can pull images`);
+      assert.ok(!taskActions.some((a) => a.startsWith('secretsmanager:')), `${env.name}: task role can read secrets`);
     }
   });
 
@@ -143,14 +155,19 @@ describe('task role', () => {
     assert.equal(Object.keys(resourcesOfType(production.data, 'AWS::Timestream::Table')).length, 1);
   });
 
-  test('dynamodb item actions on device table', () => {
+  test('dynamodb shadow store actions', () => {
     for (const env of environments()) {
       const statements = taskRoleStatements(env).filter((s) => s.actions.some((a) => a.startsWith('dynamodb:')));
       assert.equal(statements.length, 1, env.name);
       const [statement] = statements;
-      assert.deepEqual([...statement.actions].sort(), [...DEVICE_STATE_ITEM_ACTIONS].sort(), env.name);
-      for (const action of statement.actions) {
-        assert.match(action, /^dynamodb:(Batch)?(Get|Put|Update|Delete|Write|ConditionCheck)Item$/, env.name);
+      assert.deepEqual([...statement.actions].sort(), [...DEVICE_STATE_ACTIONS].sort(), env.name);
+      assert.deepEqual(
+        [...statement.actions].sort(),
+        ['dynamodb:BatchWriteItem', 'dynamodb:PutItem', 'dynamodb:Scan'],
+        `${env.name}: the engine writes with PutItem or BatchWriteItem and restores with Scan`,
+      );
+      for (const action of ['dynamodb:CreateTable', 'dynamodb:DescribeTable', 'dynamodb:DeleteTable']) {
+        assert.ok(!statement.actions.includes(action), `${env.name}: ${action} is for create_tables only`);
       }
       assert.equal(statement.resources.length, 1, env.name);
       assert.match(JSON.stringify(statement.resources[0]), /DeviceStateTable/, env.name);

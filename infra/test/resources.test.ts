@@ -29,6 +29,7 @@ const UNTAGGABLE_TYPES = new Set([
   'AWS::EC2::VPCGatewayAttachment',
   'AWS::ECS::ClusterCapacityProviderAssociations',
   'AWS::IAM::Policy',
+  'AWS::SecretsManager::SecretTargetAttachment',
   'AWS::SNS::TopicPolicy',
 ]);
 

@@ -4,16 +4,13 @@ import { EnvironmentConfig } from '../config';
 import { engineClientIdPrefix } from '../naming';
 import { DEVICE_CHANNELS, SHADOW_REPLIES, iotArn, partitionOf } from '../topics';
 
-/** Item-level DynamoDB actions; table-level actions such as Scan or DeleteTable are left out. */
-export const DEVICE_STATE_ITEM_ACTIONS = [
-  'dynamodb:GetItem',
-  'dynamodb:BatchGetItem',
-  'dynamodb:PutItem',
-  'dynamodb:UpdateItem',
-  'dynamodb:DeleteItem',
-  'dynamodb:BatchWriteItem',
-  'dynamodb:ConditionCheckItem',
-];
+/**
+ * DynamoDB actions of the engine's device document store: conditional `PutItem` (the
+ * default write mode), `BatchWriteItem` (the `batch` write mode) and `Scan` (restoring every
+ * device at start). `DescribeTable` and `CreateTable`, which the engine calls only with
+ * `storage.create_tables`, are left out because this stack owns the table.
+ */
+export const DEVICE_STATE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:BatchWriteItem', 'dynamodb:Scan'];
 
 export interface EnginePermissionsProps {
   readonly config: EnvironmentConfig;
@@ -61,8 +58,8 @@ export function engineTaskStatements(props: EnginePermissionsProps): iam.PolicyS
       resources: SHADOW_REPLIES.map((reply) => iotArn(config, 'topic', `${prefix}/*/${reply}`)),
     }),
     new iam.PolicyStatement({
-      sid: 'DeviceStateItems',
-      actions: DEVICE_STATE_ITEM_ACTIONS,
+      sid: 'DeviceStateStore',
+      actions: DEVICE_STATE_ACTIONS,
       resources: [props.deviceStateTableArn],
     }),
     new iam.PolicyStatement({

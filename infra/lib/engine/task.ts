@@ -3,11 +3,13 @@ import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 
 import { EnvironmentConfig } from '../config';
 import { engineClientIdPrefix, engineFamily } from '../naming';
 import { cloudWatchAgentConfig, prometheusScrapeConfig } from './metrics-sidecar';
+import { DATABASE_PASSWORD_VARIABLE } from './storage';
 
 export const ENGINE_CONTAINER_NAME = 'engine';
 export const ENGINE_PORT = 8080;
@@ -15,10 +17,28 @@ export const ENGINE_PORT = 8080;
 export const LIVENESS_PATH = '/healthz';
 /** The image's unprivileged user and group (see the Dockerfile). */
 export const ENGINE_USER = '10001:10001';
-/** Directory of the SQLite alarm history; the image declares it as a VOLUME. */
+/**
+ * Data directory of the engine: its journal, dead-letter files and MQTT client id. The image
+ * declares it as a VOLUME, and the task mounts a task volume there, which lives as long as
+ * the task, so a restarted engine container finds the journal it left.
+ */
 export const ENGINE_DATA_DIR = '/var/lib/valmetal';
+/** File in the data directory that keeps the task's MQTT client id across container restarts. */
+export const CLIENT_ID_FILE = `${ENGINE_DATA_DIR}/mqtt-client-id`;
 export const TASK_CPU = 512;
 export const TASK_MEMORY_MIB = 1024;
+/**
+ * Time between SIGTERM and SIGKILL. On SIGTERM the engine drains MQTT and HTTP for up to 2 s
+ * each, then its sinks one after another, each for up to `drain_timeout` (10 s by default).
+ * That is 34 s with the Timestream, DynamoDB and equipment sinks, and 44 s with both
+ * time-series stores.
+ */
+export const ENGINE_STOP_TIMEOUT_SECONDS = 60;
+/**
+ * Run time after which a crashed engine container is restarted inside its task. A container
+ * that exits sooner, such as on an invalid setting, stops the task. ECS accepts 60 to 1800 s.
+ */
+export const RESTART_ATTEMPT_PERIOD_SECONDS = 60;
 
 export interface EngineTaskProps {
   readonly config: EnvironmentConfig;
@@ -26,6 +46,10 @@ export interface EngineTaskProps {
   readonly version: string;
   readonly repository: ecr.IRepository;
   readonly taskStatements: iam.PolicyStatement[];
+  /** `VALMETAL_STORAGE__*` variables other than the password. */
+  readonly storageEnvironment: Record<string, string>;
+  /** Secret whose `password` field becomes `VALMETAL_STORAGE__DATABASE_PASSWORD`. */
+  readonly databaseSecret: secretsmanager.ISecret;
   readonly logGroup: logs.ILogGroup;
   readonly metricsLogGroupName: string;
 }
@@ -54,10 +78,11 @@ export class EngineTask extends Construct {
         engine: new iam.PolicyDocument({ statements: props.taskStatements }),
       },
     });
-    // ECS adds image pull and log delivery rights to this role, never to the task role.
+    // ECS adds image pull, log delivery and secret read rights to this role, never to the
+    // task role, so the engine process itself cannot read the secret through the API.
     this.executionRole = new iam.Role(this, 'ExecutionRole', {
       roleName: `${family}-execution`,
-      description: 'Used by ECS to pull the engine image and deliver its logs',
+      description: 'Used by ECS to pull the engine image, deliver its logs and read the database password',
       assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
     });
 
@@ -82,10 +107,13 @@ export class EngineTask extends Construct {
       readonlyRootFilesystem: true,
       portMappings: [{ containerPort: ENGINE_PORT, name: 'http', appProtocol: ecs.AppProtocol.http }],
       // Each task connects with a client id of its own; the task role may connect only with
-      // ids that start with this prefix.
+      // ids that start with this prefix. The id is kept on the task volume, so a restarted
+      // container resumes the broker session, and the broker sends again what the crashed
+      // process had received but not acknowledged.
       entryPoint: ['/bin/sh', '-c'],
       command: [
-        `export VALMETAL_MQTT__CLIENT_ID="${engineClientIdPrefix(config.name)}$(cat /proc/sys/kernel/random/uuid)"` +
+        `{ [ -s ${CLIENT_ID_FILE} ] || cat /proc/sys/kernel/random/uuid > ${CLIENT_ID_FILE}; }` +
+          ` && export VALMETAL_MQTT__CLIENT_ID="${engineClientIdPrefix(config.name)}$(cat ${CLIENT_ID_FILE})"` +
           ' && exec /usr/local/bin/valmetal serve',
       ],
       environment: {
@@ -94,6 +122,10 @@ export class EngineTask extends Construct {
         VALMETAL_MQTT__PORT: String(config.mqttPort),
         VALMETAL_MQTT__TOPIC_PREFIX: config.topicPrefix,
         VALMETAL_STORAGE__DATA_DIR: ENGINE_DATA_DIR,
+        ...props.storageEnvironment,
+      },
+      secrets: {
+        [DATABASE_PASSWORD_VARIABLE]: ecs.Secret.fromSecretsManager(props.databaseSecret, 'password'),
       },
       healthCheck: {
         command: ['CMD-SHELL', `wget -q -O /dev/null http://127.0.0.1:${ENGINE_PORT}${LIVENESS_PATH} || exit 1`],
@@ -102,8 +134,11 @@ export class EngineTask extends Construct {
         retries: 3,
         startPeriod: Duration.seconds(30),
       },
-      // The engine needs a few seconds to close WebSockets and flush alarm history on SIGTERM.
-      stopTimeout: Duration.seconds(30),
+      stopTimeout: Duration.seconds(ENGINE_STOP_TIMEOUT_SECONDS),
+      // A restart keeps the task and its volume, so the engine replays its journal. A replaced
+      // task would start with an empty volume.
+      enableRestartPolicy: true,
+      restartAttemptPeriod: Duration.seconds(RESTART_ATTEMPT_PERIOD_SECONDS),
       logging: ecs.LogDrivers.awsLogs({ logGroup: props.logGroup, streamPrefix: 'engine' }),
     });
     this.engineContainer.addMountPoints({
