@@ -184,16 +184,18 @@ impl ServeProcess {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_engine_loses_nothing_it_acknowledged() {
-    const MESSAGES: u64 = 200;
-    let broker = mosquitto_addr();
-    let prefix = unique_prefix("kill");
-    let data_dir = tempfile::tempdir().unwrap();
-    let config = data_dir.path().join("valmetal.toml");
-    let write_config = |max_age: &str| {
-        let text = format!(
-            r#"
+/// Writes a `valmetal serve` configuration on the test broker with `prefix`, `data_dir`, and
+/// the given flush interval and extra TOML.
+fn write_serve_config(
+    path: &std::path::Path,
+    broker: &(String, u16),
+    prefix: &str,
+    data_dir: &std::path::Path,
+    max_age: &str,
+    extra: &str,
+) {
+    let text = format!(
+        r#"
 [mqtt]
 host = "{host}"
 port = {port}
@@ -202,28 +204,31 @@ client_id = "engine-{client}"
 
 [storage]
 data_dir = "{data}"
+{extra}
 
 [storage.timeseries_batch]
 max_age = "{max_age}"
 max_records = 100000
+drain_timeout = "1s"
 
 [storage.shadow_batch]
 max_age = "{max_age}"
 overflow = "drop"
 "#,
-            host = broker.0,
-            port = broker.1,
-            client = prefix.replace('/', "-"),
-            data = data_dir.path().display(),
-        );
-        std::fs::write(&config, text).unwrap();
-    };
-    write_config("1h");
-    let engine = ServeProcess::start(&config);
-    engine.wait_ready().await;
-    let client = common::connected_client(&broker, &format!("kill-{}", std::process::id())).await;
-    let t0 = now_ms() - 600_000;
-    for seq in 0..MESSAGES {
+        host = broker.0,
+        port = broker.1,
+        client = prefix.replace('/', "-"),
+        data = data_dir.display(),
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+/// Publishes `count` QoS 1 frames over four feed bins, one second of device time apart from
+/// `t0`, with weights `100 + seq`.
+async fn publish_weights(broker: &(String, u16), prefix: &str, t0: i64, count: u64) {
+    let client =
+        common::connected_client(broker, &format!("pub-{}", prefix.replace('/', "-"))).await;
+    for seq in 0..count {
         let device = format!("feedbin-{:03}", 950 + seq % 4);
         let payload = weight(t0 + seq as i64 * 1_000, seq, 100.0 + seq as f64);
         client
@@ -236,22 +241,73 @@ overflow = "drop"
             .await
             .unwrap();
     }
+}
+
+/// Waits until the engine has accepted `frames` frames in all.
+async fn wait_accepted(engine: &ServeProcess, frames: u64) {
     for _ in 0..500 {
         if engine
             .metric("telemetry_ingest_frames_accepted_total")
             .await
-            >= MESSAGES as f64
+            >= frames as f64
         {
-            break;
+            return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(
-        engine
-            .metric("telemetry_ingest_frames_accepted_total")
-            .await,
-        MESSAGES as f64
-    );
+    let accepted = engine
+        .metric("telemetry_ingest_frames_accepted_total")
+        .await;
+    panic!("the engine accepted {accepted} frames, not {frames}");
+}
+
+/// Returns how many telemetry samples of the four test bins the history holds.
+async fn stored_samples(addr: std::net::SocketAddr, t0: i64) -> i64 {
+    let mut total = 0;
+    for device in 950..954 {
+        let path = format!(
+            "/api/v1/devices/feedbin-{device}/telemetry?from={}&to={}&points=5000",
+            t0 - 1,
+            t0 + 3_600_000
+        );
+        let (_, history) = http_get(addr, &path).await;
+        total += history["series"]["end_weight_kg"]
+            .as_array()
+            .map(|points| {
+                points
+                    .iter()
+                    .filter_map(|point| point["count"].as_i64())
+                    .sum()
+            })
+            .unwrap_or(0);
+    }
+    total
+}
+
+async fn wait_stored(addr: std::net::SocketAddr, t0: i64, samples: i64) {
+    for _ in 0..500 {
+        if stored_samples(addr, t0).await >= samples {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stored = stored_samples(addr, t0).await;
+    panic!("the history holds {stored} samples, not {samples}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_engine_loses_nothing_it_acknowledged() {
+    const MESSAGES: u64 = 200;
+    let broker = mosquitto_addr();
+    let prefix = unique_prefix("kill");
+    let data_dir = tempfile::tempdir().unwrap();
+    let config = data_dir.path().join("valmetal.toml");
+    write_serve_config(&config, &broker, &prefix, data_dir.path(), "1h", "");
+    let engine = ServeProcess::start(&config);
+    engine.wait_ready().await;
+    let t0 = now_ms() - 600_000;
+    publish_weights(&broker, &prefix, t0, MESSAGES).await;
+    wait_accepted(&engine, MESSAGES).await;
     assert_eq!(
         engine.metric("telemetry_sink_records_sent_total").await,
         0.0,
@@ -259,9 +315,9 @@ overflow = "drop"
     );
     engine.kill();
     let journal = data_dir.path().join("journal");
-    assert!(std::fs::read_dir(&journal).unwrap().count() >= 1);
+    assert!(segments(&journal) >= 1);
 
-    write_config("100ms");
+    write_serve_config(&config, &broker, &prefix, data_dir.path(), "100ms", "");
     let engine = ServeProcess::start(&config);
     engine.wait_ready().await;
     for device in 950..954 {
@@ -274,40 +330,199 @@ overflow = "drop"
             100.0 + last_seq as f64,
             "{body}"
         );
-        let history_path = format!(
-            "{path}/telemetry?from={}&to={}&points=5000",
-            t0 - 1,
-            t0 + 300_000
-        );
-        let samples = |body: &Value| -> i64 {
-            body["series"]["end_weight_kg"]
-                .as_array()
-                .map(|points| {
-                    points
-                        .iter()
-                        .filter_map(|point| point["count"].as_i64())
-                        .sum()
-                })
-                .unwrap_or(0)
-        };
-        wait_until_json(engine.http, &history_path, |body| samples(body) >= 50).await;
-        let (_, history) = http_get(engine.http, &history_path).await;
-        assert_eq!(
-            samples(&history),
-            50,
-            "every journaled frame reached the history: {history}"
-        );
     }
+    wait_stored(engine.http, t0, MESSAGES as i64).await;
+    assert_eq!(stored_samples(engine.http, t0).await, MESSAGES as i64);
     for _ in 0..250 {
-        if std::fs::read_dir(&journal).unwrap().count() <= 1 {
+        if segments(&journal) <= 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(
-        std::fs::read_dir(&journal).unwrap().count(),
+        segments(&journal),
         1,
         "replayed segments are deleted once stored; only the open one stays"
+    );
+    engine.terminate();
+}
+
+/// Returns the number of journal segment files in `journal`.
+fn segments(journal: &std::path::Path) -> usize {
+    std::fs::read_dir(journal)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            entry
+                .path()
+                .extension()
+                .is_some_and(|extension| extension == "log")
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_segment_replays_around_the_damage() {
+    const MESSAGES: u64 = 100;
+    let broker = mosquitto_addr();
+    let prefix = unique_prefix("damaged");
+    let data_dir = tempfile::tempdir().unwrap();
+    let config = data_dir.path().join("valmetal.toml");
+    write_serve_config(&config, &broker, &prefix, data_dir.path(), "1h", "");
+    let engine = ServeProcess::start(&config);
+    engine.wait_ready().await;
+    let t0 = now_ms() - 600_000;
+    publish_weights(&broker, &prefix, t0, MESSAGES).await;
+    wait_accepted(&engine, MESSAGES).await;
+    engine.kill();
+
+    let journal = data_dir.path().join("journal");
+    let segment = std::fs::read_dir(&journal)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| {
+            std::fs::metadata(path).is_ok_and(|meta| meta.len() > 0)
+                && path.extension().is_some_and(|extension| extension == "log")
+        })
+        .unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&segment, &bytes).unwrap();
+
+    write_serve_config(&config, &broker, &prefix, data_dir.path(), "100ms", "");
+    let engine = ServeProcess::start(&config);
+    engine.wait_ready().await;
+    wait_stored(engine.http, t0, MESSAGES as i64 - 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        stored_samples(engine.http, t0).await,
+        MESSAGES as i64 - 1,
+        "only the damaged record is lost; the records after it are replayed"
+    );
+    let copies = std::fs::read_dir(journal.join("damaged")).unwrap().count();
+    assert_eq!(copies, 1, "a copy of the damaged segment is kept");
+    engine.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_engine_on_one_data_dir_is_refused() {
+    let broker = mosquitto_addr();
+    let prefix = unique_prefix("locked");
+    let engine = TestEngine::start(broker, &prefix, feed_bin_rules("1h")).await;
+    let mut config = engine.config.clone();
+    config.mqtt.client_id.push_str("-second");
+    let error = valmetal_engine::RunningEngine::start(&config, feed_bin_rules("1h"))
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("in use by another engine"), "{error}");
+    assert!(error.contains("--data-dir"), "{error}");
+    engine.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_while_ingest_waits_on_a_down_store() {
+    const MESSAGES: u64 = 500;
+    let broker = mosquitto_addr();
+    let prefix = unique_prefix("stuck");
+    let data_dir = tempfile::tempdir().unwrap();
+    let config = data_dir.path().join("valmetal.toml");
+    let down_store = r#"timeseries = ["timestream", "sql"]
+timestream.aws.endpoint_url = "http://127.0.0.1:1"
+"#;
+    write_serve_config(
+        &config,
+        &broker,
+        &prefix,
+        data_dir.path(),
+        "100ms",
+        down_store,
+    );
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text = text.replace(
+        "max_records = 100000",
+        "max_records = 50\ncapacity = 100\nmax_in_flight = 1",
+    );
+    std::fs::write(&config, text).unwrap();
+    let engine = ServeProcess::start(&config);
+    engine.wait_ready().await;
+    let t0 = now_ms() - 600_000;
+    publish_weights(&broker, &prefix, t0, MESSAGES).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let accepted = engine
+        .metric("telemetry_ingest_frames_accepted_total")
+        .await;
+    assert!(
+        accepted < MESSAGES as f64,
+        "ingest waits for the down store, at {accepted} frames"
+    );
+    let started = std::time::Instant::now();
+    engine.terminate();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "SIGTERM ended the engine in {:?}",
+        started.elapsed()
+    );
+
+    write_serve_config(&config, &broker, &prefix, data_dir.path(), "100ms", "");
+    let engine = ServeProcess::start(&config);
+    engine.wait_ready().await;
+    wait_stored(engine.http, t0, MESSAGES as i64).await;
+    assert_eq!(
+        stored_samples(engine.http, t0).await,
+        MESSAGES as i64,
+        "the journal and the broker's session deliver every frame after the restart"
+    );
+    engine.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_after_a_raise_does_not_raise_twice() {
+    let broker = mosquitto_addr();
+    let prefix = unique_prefix("raise");
+    let data_dir = tempfile::tempdir().unwrap();
+    let config = data_dir.path().join("valmetal.toml");
+    write_serve_config(&config, &broker, &prefix, data_dir.path(), "1h", "");
+    let engine = ServeProcess::start(&config);
+    engine.wait_ready().await;
+    let topic = format!("{prefix}/feedbin-970/telemetry");
+    let t0 = now_ms() - 60_000;
+    publish_once(&broker, "raise-a", &topic, weight(t0, 1, 10.0)).await;
+    publish_once(&broker, "raise-b", &topic, weight(t0 + 1_000, 2, 1.0)).await;
+    let raised = |body: &Value| {
+        body["events"].as_array().map_or(0, |events| {
+            events
+                .iter()
+                .filter(|event| event["transition"] == "raised")
+                .count()
+        })
+    };
+    let history = "/api/v1/alarms?device=feedbin-970";
+    wait_until_json(engine.http, history, |body| raised(body) == 1).await;
+    let (_, before) = http_get(engine.http, history).await;
+    engine.kill();
+
+    let engine = ServeProcess::start(&config);
+    engine.wait_ready().await;
+    let (_, active) = http_get(engine.http, "/api/v1/alarms?active=true&device=feedbin-970").await;
+    assert_eq!(
+        active["alarms"].as_array().map(Vec::len),
+        Some(1),
+        "{active}"
+    );
+    assert_eq!(
+        active["alarms"][0]["id"], before["events"][0]["alarm_id"],
+        "{active}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, after) = http_get(engine.http, history).await;
+    assert_eq!(
+        raised(&after),
+        1,
+        "the replayed frame raises nothing new: {after}"
     );
     engine.terminate();
 }

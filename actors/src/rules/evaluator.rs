@@ -601,10 +601,10 @@ impl RuleEvaluator {
         alarm.flapping = false;
         alarm.shelved = None;
         alarm.shelved_until = None;
-        if let (Some(frame), Some(key)) = (moment.frame, alarm.key.as_deref()) {
-            if let Some((_, value)) = frame.values.iter().find(|(name, _)| &**name == key) {
-                alarm.value = Some(value.clone());
-            }
+        if let (Some(frame), Some(key)) = (moment.frame, alarm.key.as_deref())
+            && let Some((_, value)) = frame.values.iter().find(|(name, _)| &**name == key)
+        {
+            alarm.value = Some(value.clone());
         }
         if alarm.acknowledged.is_none() {
             if self.unacknowledged.len() >= MAX_UNACKNOWLEDGED {
@@ -734,10 +734,8 @@ fn prime_leaves(condition: &Condition, states: &mut [LeafState], shadow: &Shadow
                 | Leaf::Count { .. }
                 | Leaf::RateOfChange { .. }
         );
-        if !time_driven {
-            if let Some(reported) = leaf.key().and_then(|key| shadow.get(key)) {
-                state.on_frame(leaf, Some(&reported.value), reported.ts, now);
-            }
+        if !time_driven && let Some(reported) = leaf.key().and_then(|key| shadow.get(key)) {
+            state.on_frame(leaf, Some(&reported.value), reported.ts, now);
         }
         state.refresh_desired(leaf, shadow, now);
     }

@@ -43,7 +43,8 @@ pub struct ServeArgs {
     /// Broker as HOST:PORT; overrides `mqtt.host` and `mqtt.port`.
     #[arg(long)]
     pub broker: Option<String>,
-    /// Directory for the SQLite database; overrides `storage.data_dir`.
+    /// Directory of the SQLite database, the journal and the dead-letter files; overrides
+    /// `storage.data_dir`.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
 }
@@ -56,7 +57,7 @@ pub struct DemoArgs {
     /// Listen address of the embedded MQTT broker.
     #[arg(long, default_value = "127.0.0.1:11883")]
     pub mqtt_addr: SocketAddr,
-    /// Directory for the SQLite database.
+    /// Directory of the SQLite database, the journal and the dead-letter files.
     #[arg(long, default_value = ".valmetal/demo")]
     pub data_dir: PathBuf,
     /// Replay speed of the feed-bin data: device seconds per real second. The default plays

@@ -14,7 +14,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 use valmetal_actors::clock::now_ms;
-use valmetal_actors::{DeviceRegistry, PresenceReport};
+use valmetal_actors::retained::Retained;
+use valmetal_actors::{DeviceId, DeviceRegistry, PresenceReport};
 
 use super::rejects::RejectLog;
 use super::topic::{self, TopicKind};
@@ -22,6 +23,7 @@ use super::{payload, status};
 use crate::config::MqttConfig;
 use crate::events::OutgoingMessage;
 use crate::mqtt_client;
+use crate::sinks::backoff::Backoff;
 use crate::storage::Intake;
 use crate::telemetry::{
     IngestConnectionChanged, IngestFramesAccepted, IngestJournalFailed, OutgoingMessagePublished,
@@ -170,7 +172,15 @@ impl MqttIngest {
                     set_connected(&connected, !rejected);
                 }
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
-                    if self.handle_publish(&publish, &rejects).await {
+                    // A message waiting for room in a full store queue, or for the journal's
+                    // disk, gives way to shutdown unacknowledged: the broker or the journal
+                    // delivers it again at the next start.
+                    let watcher = stopped.clone();
+                    let handled = tokio::select! {
+                        handled = self.handle_publish(&publish, &rejects, &watcher) => handled,
+                        _ = stopped.changed() => break,
+                    };
+                    if handled {
                         acknowledge(&client, publish);
                     }
                     taken.fetch_add(1, Ordering::Release);
@@ -206,7 +216,12 @@ impl MqttIngest {
 
     /// Takes one message in; returns false when it must not be acknowledged, so the broker
     /// delivers it again.
-    async fn handle_publish(&self, publish: &Publish, rejects: &RejectLog) -> bool {
+    async fn handle_publish(
+        &self,
+        publish: &Publish,
+        rejects: &RejectLog,
+        stopped: &watch::Receiver<bool>,
+    ) -> bool {
         let (device, kind) = match topic::parse(&self.config.topic_prefix, &publish.topic) {
             Ok(parsed) => parsed,
             Err(error) => {
@@ -224,17 +239,11 @@ impl MqttIngest {
                 match payload::decode(&publish.payload, self.config.max_payload_bytes, received_at)
                 {
                     Ok(frames) => {
-                        let retained = match self.intake.journal(
-                            &device,
-                            received_at,
-                            &publish.payload,
-                        ) {
-                            Ok(retained) => retained,
-                            Err(error) => {
-                                IngestJournalFailed.emit();
-                                error!(%error, device.id = %device, "Message not journaled and not acknowledged; the broker delivers it again after reconnecting");
-                                return false;
-                            }
+                        let Some(retained) = self
+                            .journal_with_retry(&device, received_at, &publish.payload, stopped)
+                            .await
+                        else {
+                            return false;
                         };
                         IngestFramesAccepted(frames.len()).emit();
                         self.intake
@@ -258,6 +267,39 @@ impl MqttIngest {
             },
         }
         true
+    }
+
+    /// Appends a message to the journal, retrying with backoff while the append fails (a
+    /// full disk, say): ingest waits, as it does for a full store queue, and the broker keeps
+    /// the messages behind this one. Returns `None` when shutdown begins first.
+    async fn journal_with_retry(
+        &self,
+        device: &DeviceId,
+        received_at: i64,
+        payload: &[u8],
+        stopped: &watch::Receiver<bool>,
+    ) -> Option<Option<Retained>> {
+        let backoff = Backoff {
+            first: Duration::from_millis(100),
+            max: Duration::from_secs(5),
+        };
+        let mut attempt = 0;
+        loop {
+            match self.intake.journal(device, received_at, payload) {
+                Ok(retained) => return Some(retained),
+                Err(error) => {
+                    IngestJournalFailed.emit();
+                    if attempt % 20 == 0 {
+                        error!(%error, device.id = %device, attempt, "Journal append failed; ingest waits and retries, so free space in the data directory");
+                    }
+                }
+            }
+            if *stopped.borrow() {
+                return None;
+            }
+            tokio::time::sleep(backoff.wait(attempt)).await;
+            attempt = attempt.saturating_add(1);
+        }
     }
 
     /// Waits before the next connection attempt and returns the following delay.

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use valmetal_actors::retained::{Keep, Retained};
 
 pub use segment::JournalEntry;
@@ -75,6 +75,10 @@ pub enum JournalError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "data directory {path} is in use by another engine (lock file {lock}); give each engine its own --data-dir"
+    )]
+    Locked { path: String, lock: String },
     #[error("cannot append to journal segment {path}: {source}")]
     Append {
         path: String,
@@ -120,6 +124,8 @@ struct Active {
     opened: Instant,
     next_id: u64,
     buffer: Vec<u8>,
+    /// A write failed part way: the next append opens a new segment.
+    damaged: bool,
 }
 
 /// The open journal, appended to by ingest.
@@ -127,6 +133,8 @@ pub struct Journal {
     dir: PathBuf,
     config: JournalConfig,
     active: Mutex<Active>,
+    /// Held locked while the journal is open, so a second engine cannot share the directory.
+    _lock: File,
 }
 
 /// Segments left by an earlier run, to be replayed before ingest starts.
@@ -147,26 +155,33 @@ impl Journal {
             source,
         };
         std::fs::create_dir_all(dir).map_err(directory_error)?;
+        let lock = lock_directory(dir)?;
         let mut segments = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(directory_error)? {
             let path = entry.map_err(directory_error)?.path();
-            let id = path
-                .file_name()
-                .and_then(|name| name.to_str())
-                .and_then(|name| name.strip_suffix(".log"))
-                .and_then(|stem| stem.parse::<u64>().ok());
-            if let Some(id) = id {
-                segments.push((id, path));
+            match segment_id(&path) {
+                Some(id) if path.is_file() => segments.push((id, path)),
+                _ if is_own_file(&path) => {}
+                _ => {
+                    warn!(path = %path.display(), "Journal directory holds a file that is not a segment; it is left alone")
+                }
             }
         }
         segments.sort_unstable();
-        let next_id = segments.last().map_or(1, |(id, _)| id + 1);
+        let last = segments.last().map_or(0, |(id, _)| *id);
+        let next_id = last.checked_add(1).ok_or_else(|| JournalError::Directory {
+            path: dir.display().to_string(),
+            source: std::io::Error::other(format!(
+                "segment number {last} is the largest possible; replay or move the segments aside"
+            )),
+        })?;
         let active = open_segment(dir, next_id)?;
         Ok((
             Self {
                 dir: dir.to_path_buf(),
                 config,
                 active: Mutex::new(active),
+                _lock: lock,
             },
             Backlog { segments },
         ))
@@ -187,6 +202,7 @@ impl Journal {
         let mut active = self.active.lock();
         if active.bytes >= self.config.segment_bytes
             || active.opened.elapsed() >= self.config.segment_age
+            || active.damaged
         {
             let next = open_segment(&self.dir, active.next_id)?;
             *active = next;
@@ -196,20 +212,41 @@ impl Journal {
             life,
             bytes,
             buffer,
+            damaged,
             ..
         } = &mut *active;
         buffer.clear();
         segment::encode(device, received_at, payload, buffer);
-        let append_error = |source| JournalError::Append {
-            path: life.path.display().to_string(),
-            source,
-        };
-        file.write_all(buffer).map_err(append_error)?;
-        if self.config.durability == Durability::Disk {
-            file.sync_data().map_err(append_error)?;
+        let written = file.write_all(buffer).and_then(|()| {
+            if self.config.durability == Durability::Disk {
+                file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(source) = written {
+            // A partial write may have left bytes behind; later records go to a new segment.
+            *damaged = true;
+            return Err(JournalError::Append {
+                path: life.path.display().to_string(),
+                source,
+            });
         }
         *bytes += buffer.len() as u64;
         Ok(Retained::new(Arc::clone(life)))
+    }
+
+    /// Closes the open segment if it is older than the segment age, so that a quiet journal
+    /// does not keep stored messages on disk. Appends roll it too; this covers quiet times.
+    pub fn roll_if_aged(&self) {
+        let mut active = self.active.lock();
+        if active.bytes == 0 || active.opened.elapsed() < self.config.segment_age {
+            return;
+        }
+        match open_segment(&self.dir, active.next_id) {
+            Ok(next) => *active = next,
+            Err(error) => warn!(%error, "Cannot open a new journal segment; the open one stays"),
+        }
     }
 
     /// Returns the directory of the segments.
@@ -236,9 +273,73 @@ fn open_segment(dir: &Path, id: u64) -> Result<Active, JournalError> {
         }),
         bytes: 0,
         opened: Instant::now(),
-        next_id: id + 1,
+        next_id: id.saturating_add(1),
         buffer: Vec::new(),
+        damaged: false,
     })
+}
+
+/// Name of the lock file in the journal directory.
+const LOCK_FILE: &str = "lock";
+/// Directory, inside the journal directory, of copies of damaged segments.
+const DAMAGED_DIR: &str = "damaged";
+
+/// Locks the journal directory for this process.
+fn lock_directory(dir: &Path) -> Result<File, JournalError> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| JournalError::Directory {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::Locked {
+            path: dir.parent().unwrap_or(dir).display().to_string(),
+            lock: path.display().to_string(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(JournalError::Directory {
+            path: dir.display().to_string(),
+            source,
+        }),
+    }
+}
+
+/// Returns the segment number a file name gives, as `00000000000000000042.log`.
+fn segment_id(path: &Path) -> Option<u64> {
+    path.file_name()?
+        .to_str()?
+        .strip_suffix(".log")?
+        .parse()
+        .ok()
+}
+
+/// Returns true for the journal's own files that are not segments.
+fn is_own_file(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|name| name == LOCK_FILE || name == DAMAGED_DIR)
+}
+
+/// Copies a damaged segment aside before it is replayed, so the bytes that could not be
+/// read stay for inspection after the segment itself is deleted.
+fn keep_damaged_copy(path: &Path) {
+    let Some(name) = path.file_name() else {
+        return;
+    };
+    let dir = path.with_file_name(DAMAGED_DIR);
+    let copied = std::fs::create_dir_all(&dir).and_then(|()| std::fs::copy(path, dir.join(name)));
+    match copied {
+        Ok(_) => {
+            warn!(copy = %dir.join(name).display(), "Copy of a damaged journal segment kept for inspection")
+        }
+        Err(error) => {
+            warn!(path = %path.display(), %error, "Cannot keep a copy of a damaged journal segment")
+        }
+    }
 }
 
 impl Backlog {
@@ -268,8 +369,12 @@ impl Backlog {
                     source,
                 })?;
             let decoded = segment::decode(&bytes);
+            if decoded.corrupt_bytes > 0 {
+                error!(path = %path.display(), corrupt_bytes = decoded.corrupt_bytes, records = decoded.entries.len(), "Journal segment is damaged: unreadable bytes were skipped and the records around them replayed");
+                keep_damaged_copy(&path);
+            }
             if decoded.torn_bytes > 0 {
-                warn!(path = %path.display(), torn_bytes = decoded.torn_bytes, "Journal segment ends in a torn record, which was never acknowledged; skipping it");
+                warn!(path = %path.display(), torn_bytes = decoded.torn_bytes, "Journal segment ends in a torn record, left by a write the engine never acknowledged; skipping it");
             }
             let life = Arc::new(SegmentLife {
                 path,

@@ -2,8 +2,9 @@
 //!
 //! A frame is `[body length: u32 LE][CRC-32 of body: u32 LE][body]`, and a body is
 //! `[received_at: i64 LE][device id length: u16 LE][device id][MQTT payload]`. A crash can
-//! leave a torn last frame; reading stops at the first frame whose length or checksum does
-//! not hold.
+//! leave a torn last frame, and a failed write or a disk fault a damaged one in the middle.
+//! Reading skips bytes that do not start a frame whose length and checksum hold, and goes on
+//! with the next frame that does.
 
 use std::sync::Arc;
 
@@ -38,23 +39,37 @@ pub fn encode(device: &str, received_at: i64, payload: &[u8], out: &mut Vec<u8>)
     out[start + 4..start + HEADER_BYTES].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// The records of a segment's bytes, and whether a torn or corrupt tail was skipped.
+/// The records of a segment's bytes, and the bytes skipped because no record starts there.
 #[derive(Debug, Default)]
 pub struct Decoded {
     pub entries: Vec<JournalEntry>,
     /// Bytes after the last whole record, which a crash left half written.
     pub torn_bytes: usize,
+    /// Bytes skipped between whole records: damage, not a torn end.
+    pub corrupt_bytes: usize,
 }
 
-/// Reads every whole record of `bytes`.
+/// Reads every whole record of `bytes`, skipping damaged stretches byte by byte until the
+/// next record whose length and checksum hold.
 pub fn decode(bytes: &[u8]) -> Decoded {
     let mut decoded = Decoded::default();
-    let mut rest = bytes;
-    while let Some((entry, used)) = decode_one(rest) {
-        decoded.entries.push(entry);
-        rest = &rest[used..];
+    let mut offset = 0;
+    let mut skipped = 0;
+    while offset < bytes.len() {
+        match decode_one(&bytes[offset..]) {
+            Some((entry, used)) => {
+                decoded.entries.push(entry);
+                decoded.corrupt_bytes += skipped;
+                skipped = 0;
+                offset += used;
+            }
+            None => {
+                skipped += 1;
+                offset += 1;
+            }
+        }
     }
-    decoded.torn_bytes = rest.len();
+    decoded.torn_bytes = skipped;
     decoded
 }
 
@@ -126,12 +141,27 @@ mod tests {
     }
 
     #[test]
-    fn decode_stops_at_corrupt_record() {
+    fn decode_skips_corrupt_last_record() {
         let mut bytes = encoded(&[("a", 1, b"one"), ("b", 2, b"two")]);
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         let decoded = decode(&bytes);
         assert_eq!(decoded.entries.len(), 1);
         assert!(decoded.torn_bytes > 0);
+    }
+
+    #[test]
+    fn decode_resumes_after_corrupt_middle() {
+        let mut bytes = encoded(&[("a", 1, b"one")]);
+        let damaged_at = bytes.len() + HEADER_BYTES + 3;
+        bytes.extend(encoded(&[("b", 2, b"two")]));
+        bytes.extend(b"garbage written by a failed append");
+        bytes.extend(encoded(&[("c", 3, b"three"), ("d", 4, b"four")]));
+        bytes[damaged_at] ^= 0xff;
+        let decoded = decode(&bytes);
+        let devices: Vec<&str> = decoded.entries.iter().map(|entry| &*entry.device).collect();
+        assert_eq!(devices, ["a", "c", "d"]);
+        assert!(decoded.corrupt_bytes > 0);
+        assert_eq!(decoded.torn_bytes, 0);
     }
 }

@@ -190,11 +190,11 @@ async fn poll(
             Err(_) if closing.load(Ordering::Acquire) => return,
             Err(error) => {
                 failures += 1;
-                if failures == 3 {
-                    if let Some(sender) = connected.take() {
-                        let _ = sender.send(Err(error.to_string()));
-                        return;
-                    }
+                if failures == 3
+                    && let Some(sender) = connected.take()
+                {
+                    let _ = sender.send(Err(error.to_string()));
+                    return;
                 }
                 warn!(%error, "Replay connection failed; reconnecting");
                 tokio::time::sleep(Duration::from_millis(500)).await;

@@ -244,7 +244,13 @@ impl<S: Sink> BatchJob<S> {
                 records.push(envelope.record);
                 held.push((envelope.held, envelope.queued_at));
             }
-            let result = sink.write(&mut records).await;
+            let result = tokio::select! {
+                result = sink.write(&mut records) => result,
+                () = self.until_drain_deadline() => Err(SinkError::retriable(
+                    "drain_timeout",
+                    "the drain timeout passed during the write",
+                )),
+            };
             let mut envelopes = records
                 .into_iter()
                 .zip(held)
@@ -299,6 +305,20 @@ impl<S: Sink> BatchJob<S> {
                 .is_closed()
                 .then(|| self.queue.closed_at() + self.config.drain_timeout)
         })
+    }
+
+    /// Waits until the drain deadline, which exists only once the queue closes.
+    async fn until_drain_deadline(&self) {
+        loop {
+            let closing = self.queue.closing();
+            tokio::pin!(closing);
+            closing.as_mut().enable();
+            if let Some(deadline) = self.deadline_or_closed() {
+                tokio::time::sleep_until(deadline).await;
+                return;
+            }
+            closing.await;
+        }
     }
 
     /// Applies a store's reply: counts what was written, dead-letters refusals, drops

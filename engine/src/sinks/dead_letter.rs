@@ -1,5 +1,5 @@
 //! The dead-letter files: records a store refused for good, one JSON line each, so that
-//! nothing accepted disappears silently and an operator can inspect or replay them.
+//! nothing accepted disappears silently and an operator can inspect them.
 //!
 //! Each sink appends to `{dir}/{sink}.jsonl`, and every line carries the time, the reason
 //! label, the store's explanation and the record itself.
@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tracing::error;
 use valmetal_actors::clock::now_ms;
+use valmetal_actors::retained::Retained;
 
 use super::queue::Envelope;
 
@@ -42,8 +43,9 @@ impl DeadLetter {
         self.dir.join(format!("{sink}.jsonl"))
     }
 
-    /// Appends `refused` records of `sink` and syncs the file. A failure to write is logged
-    /// with every line that could not be written, so the records still reach the log.
+    /// Appends `refused` records of `sink` and syncs the file. When the file cannot be
+    /// written, the records go to the log, and their journal segments are kept so that the
+    /// next start replays them.
     pub(super) async fn write<R: Serialize + Send + 'static>(
         &self,
         sink: &'static str,
@@ -65,19 +67,21 @@ impl DeadLetter {
             .map(|line| line + "\n")
             .collect();
         let count = refused.len() as u64;
-        drop(refused);
         let path = self.path(sink);
         let dir = Arc::clone(&self.dir);
         let result = tokio::task::spawn_blocking(move || {
-            append(&dir, &path, text.as_bytes()).map_err(|error| (error, text))
+            append(&dir, &path, text.as_bytes()).map_err(|error| (error.to_string(), text))
         })
-        .await;
+        .await
+        .unwrap_or_else(|error| Err((error.to_string(), String::new())));
         match result {
-            Ok(Ok(())) => metrics::counter!(DEAD_LETTERED_TOTAL, "sink" => sink).increment(count),
-            Ok(Err((error, text))) => {
-                error!(sink, %error, lines = %text, "Writing the dead-letter file failed; the rejected records follow in this log line");
+            Ok(()) => metrics::counter!(DEAD_LETTERED_TOTAL, "sink" => sink).increment(count),
+            Err((error, text)) => {
+                for (envelope, _, _) in &refused {
+                    envelope.held.iter().for_each(Retained::keep);
+                }
+                error!(sink, %error, lines = %text, "Writing the dead-letter file failed; the journal keeps the records for the next start, and they follow in this log line");
             }
-            Err(error) => error!(sink, %error, "Dead-letter write task failed"),
         }
     }
 }

@@ -314,16 +314,15 @@ impl Written {
         let decided = !outcome.refused.is_empty()
             || !outcome.superseded.is_empty()
             || !outcome.retry.is_empty();
-        if !self.answered && !decided {
-            if let Some((_, first)) = self.failures.first() {
-                if self
-                    .failures
-                    .iter()
-                    .all(|(_, error)| error.class == first.class)
-                {
-                    return Err(first.clone());
-                }
-            }
+        if !self.answered
+            && !decided
+            && let Some((_, first)) = self.failures.first()
+            && self
+                .failures
+                .iter()
+                .all(|(_, error)| error.class == first.class)
+        {
+            return Err(first.clone());
         }
         for (index, error) in self.failures {
             match error.class {

@@ -90,6 +90,8 @@ pub struct SinkQueue<S: Sink> {
     room: Notify,
     /// Signalled when records arrive or the queue closes.
     arrived: Notify,
+    /// Signalled once, when the queue closes.
+    closing: Notify,
     capacity: usize,
     overflow: Overflow,
 }
@@ -107,6 +109,7 @@ impl<S: Sink> SinkQueue<S> {
             }),
             room: Notify::new(),
             arrived: Notify::new(),
+            closing: Notify::new(),
             capacity: capacity.max(1),
             overflow,
         }
@@ -296,6 +299,13 @@ impl<S: Sink> SinkQueue<S> {
         self.pending.lock().closed.get_or_insert_with(Instant::now);
         self.arrived.notify_one();
         self.room.notify_waiters();
+        self.closing.notify_waiters();
+    }
+
+    /// Returns a future completing when the queue closes; enable it before checking
+    /// [`Self::is_closed`] so that a close in between is not missed.
+    pub(super) fn closing(&self) -> tokio::sync::futures::Notified<'_> {
+        self.closing.notified()
     }
 
     /// Returns true once shutdown has begun.

@@ -161,6 +161,32 @@ impl StorageConfig {
         if self.shadow_batch.overflow == Overflow::Wait {
             problems.push("`storage.shadow_batch.overflow` must be `drop`: device actors never wait for a store, and one queued record per device is kept, so size `capacity` to the fleet instead".to_owned());
         }
+        for (name, batch) in [
+            ("timeseries_batch", &self.timeseries_batch),
+            ("shadow_batch", &self.shadow_batch),
+        ] {
+            if batch.max_bytes == 0 || batch.max_age.is_zero() || batch.drain_timeout.is_zero() {
+                problems.push(format!(
+                    "`storage.{name}.max_bytes`, `max_age` and `drain_timeout` must be above zero"
+                ));
+            }
+        }
+        let mut targets = self.timeseries.clone();
+        targets.sort_by_key(|target| *target as u8);
+        targets.dedup();
+        if targets.len() != self.timeseries.len() {
+            problems.push("`storage.timeseries` names a store twice; name each of `sql` and `timestream` once".to_owned());
+        }
+        if self.database_password.is_some() && self.database_url.is_none() {
+            problems.push("`storage.database_password` is set but `storage.database_url` is not; give the PostgreSQL URL, or remove the password to use SQLite".to_owned());
+        }
+        if self
+            .database_url
+            .as_deref()
+            .is_some_and(|url| !url.starts_with("postgres://") && !url.starts_with("postgresql://"))
+        {
+            problems.push("`storage.database_url` must start with postgres://; leave it unset for SQLite under `storage.data_dir`".to_owned());
+        }
         if self.timeseries.is_empty() {
             problems.push(
                 "`storage.timeseries` must name at least one store: `sql` or `timestream`"

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod intake;
+pub mod restore;
 pub mod shadow_queue;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub use intake::{Intake, TimeSeriesQueues};
 pub use shadow_queue::{LateRegistry, ShadowQueue};
 
 use crate::journal::{Backlog, Journal, JournalError};
+use crate::sinks::batcher::DrainReport;
 use crate::sinks::dead_letter::DeadLetter;
 use crate::sinks::dynamodb::DynamoShadowStore;
 use crate::sinks::shadows::{ShadowSink, ShadowStore};
@@ -30,7 +32,7 @@ use crate::sinks::{self, SinkError, SinkTask};
 use crate::store::equipment::EquipmentStore;
 use crate::store::shadows::SqlShadowStore;
 use crate::store::telemetry::SqlTelemetry;
-use crate::store::{Database, StoreError};
+use crate::store::{AlarmHistory, Database, StoreError};
 
 /// How often old rows are deleted from the SQL telemetry table.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
@@ -46,7 +48,9 @@ pub enum StorageError {
     DatabaseUrl { url: String },
     #[error(transparent)]
     Journal(#[from] JournalError),
-    #[error("cannot read stored device documents from {store}: {source}")]
+    #[error(
+        "cannot read stored device documents from {store} after trying for 2 minutes: {source}; check that the store is reachable, since the engine takes no messages before its devices are restored"
+    )]
     Restore {
         store: &'static str,
         source: SinkError,
@@ -67,6 +71,8 @@ pub struct Storage {
     equipment: SinkTask<EquipmentStore>,
     registry: LateRegistry,
     pruner: Option<JoinHandle<()>>,
+    /// Closes the journal's open segment when it ages during a quiet time.
+    roller: Option<JoinHandle<()>>,
 }
 
 enum ShadowTasks {
@@ -97,6 +103,9 @@ impl Storage {
                 (Some(Arc::new(journal)), Some(backlog))
             }
         };
+        let roller = journal
+            .as_ref()
+            .map(|journal| spawn_roller(Arc::clone(journal), config.journal.segment_age));
         let dead_letter = DeadLetter::new(config.dead_letter_dir());
         let registry = LateRegistry::default();
         let wants_sql = config.timeseries.contains(&TimeSeriesTarget::Sql);
@@ -146,6 +155,7 @@ impl Storage {
             equipment,
             registry,
             pruner,
+            roller,
         })
     }
 
@@ -193,7 +203,30 @@ impl Storage {
         events: &ShadowQueue,
     ) -> Result<(Intake, Vec<DeviceId>), StorageError> {
         self.registry.set(registry);
-        let documents = self.load_documents().await?;
+        let mut documents = self.load_documents().await?;
+        let since = valmetal_actors::clock::now_ms() - restore::HISTORY_LOOKBACK_MS;
+        match AlarmHistory::new(self.database.clone())
+            .open_since(since)
+            .await
+        {
+            Ok(history) => {
+                let added = restore::add_open_alarms(
+                    &mut documents,
+                    history,
+                    |device| registry.describe(device),
+                    valmetal_actors::clock::now_ms(),
+                );
+                if added > 0 {
+                    info!(
+                        alarms = added,
+                        "Open alarms restored from the alarm history"
+                    );
+                }
+            }
+            Err(error) => {
+                warn!(%error, "Cannot read open alarms from the alarm history; devices restore from their documents alone");
+            }
+        }
         for document in &documents {
             registry.restore(document);
             events.registered(&document.device_id);
@@ -242,25 +275,49 @@ impl Storage {
     /// applied every frame before this is called; the database stays open for the alarm
     /// history, whose writer ends after the actors.
     pub async fn shutdown(self) {
-        if let Some(pruner) = self.pruner {
-            pruner.abort();
+        if let Some(task) = self.pruner {
+            task.abort();
         }
-        let mut unwritten = 0;
-        if let Some(task) = self.timestream {
-            unwritten += task.shutdown().await.unwritten;
+        if let Some(task) = self.roller {
+            task.abort();
         }
-        if let Some(task) = self.sql_telemetry {
-            unwritten += task.shutdown().await.unwritten;
-        }
-        unwritten += match self.shadows {
-            ShadowTasks::Sql(task) => task.shutdown().await.unwritten,
-            ShadowTasks::Dynamodb(task) => task.shutdown().await.unwritten,
+        let timestream = async {
+            match self.timestream {
+                Some(task) => task.shutdown().await,
+                None => DrainReport::default(),
+            }
         };
-        unwritten += self.equipment.shutdown().await.unwritten;
-        if unwritten > 0 {
+        let sql_telemetry = async {
+            match self.sql_telemetry {
+                Some(task) => task.shutdown().await,
+                None => DrainReport::default(),
+            }
+        };
+        let shadows = async {
+            match self.shadows {
+                ShadowTasks::Sql(task) => task.shutdown().await,
+                ShadowTasks::Dynamodb(task) => task.shutdown().await,
+            }
+        };
+        let reports = tokio::join!(
+            timestream,
+            sql_telemetry,
+            shadows,
+            self.equipment.shutdown()
+        );
+        let reports = [reports.0, reports.1, reports.2, reports.3];
+        let unwritten: usize = reports.iter().map(|report| report.unwritten).sum();
+        let dead_lettered: usize = reports.iter().map(|report| report.dead_lettered).sum();
+        if unwritten > dead_lettered {
             warn!(
-                records = unwritten,
+                records = unwritten - dead_lettered,
                 "Storage stopped with unwritten records; the journal keeps them for the next start"
+            );
+        }
+        if dead_lettered > 0 {
+            warn!(
+                records = dead_lettered,
+                "Storage stopped with records no journal holds; they are in the dead-letter files"
             );
         }
         drop(self.journal);
@@ -271,8 +328,7 @@ async fn load<T: ShadowStore>(
     task: &SinkTask<ShadowSink<T, LateRegistry>>,
 ) -> Result<Vec<DeviceDocument>, StorageError> {
     let store = task.queue().sink().store();
-    store
-        .load_all()
+    restore::load_with_retry(store.name(), || store.load_all())
         .await
         .map_err(|source| StorageError::Restore {
             store: store.name(),
@@ -306,6 +362,16 @@ async fn connect_dynamodb(config: &StorageConfig) -> Result<DynamoShadowStore, S
             })?;
     }
     Ok(store)
+}
+
+fn spawn_roller(journal: Arc<Journal>, segment_age: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(segment_age.max(Duration::from_secs(1)) / 2);
+        loop {
+            interval.tick().await;
+            journal.roll_if_aged();
+        }
+    })
 }
 
 fn spawn_pruner(telemetry: SqlTelemetry, retention: Duration) -> JoinHandle<()> {

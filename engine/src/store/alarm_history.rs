@@ -120,6 +120,26 @@ impl AlarmHistory {
         rows.iter().map(record_from_row).collect()
     }
 
+    /// Returns the alarms recorded since `since` (engine time) that no clear has followed,
+    /// each as its latest transition left it.
+    ///
+    /// # Errors
+    ///
+    /// Returns the database error.
+    pub async fn open_since(&self, since: i64) -> Result<Vec<AlarmRecord>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT alarm_id, device_id, rule_id, severity, transition, key, value, message, raised_at, \
+             cleared_at, frame_ts, cleared_frame_ts, rule_version, inputs, flapping, operator, shelved_until, recorded_at \
+             FROM alarm_events WHERE id IN (SELECT MAX(id) FROM alarm_events WHERE recorded_at >= $1 GROUP BY alarm_id) \
+             AND alarm_id NOT IN (SELECT alarm_id FROM alarm_events WHERE recorded_at >= $1 AND transition = 'cleared') \
+             ORDER BY id",
+        )
+        .bind(since)
+        .fetch_all(self.database.pool())
+        .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
     /// Returns how many transitions of each kind are stored, e.g. `[("cleared", 3), ("raised", 5)]`.
     ///
     /// # Errors

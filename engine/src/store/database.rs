@@ -38,7 +38,9 @@ pub enum StoreError {
         "database URL `{url}` is not supported; use postgres://user@host:port/database, or leave storage.database_url unset for SQLite under the data directory"
     )]
     UnsupportedUrl { url: String },
-    #[error("cannot open database {target}: {source}")]
+    #[error(
+        "cannot open database {target}: {source}; check that the server runs and the URL, user and password are right"
+    )]
     Open { target: String, source: sqlx::Error },
     #[error("cannot migrate database {target}: {source}")]
     Migrate {
@@ -118,13 +120,26 @@ impl Database {
                 source,
             })?
             .log_slow_statements(log::LevelFilter::Debug, SLOW_STATEMENT);
-        let pool = options
-            .connect_with(connect_options)
-            .await
-            .map_err(|source| StoreError::Open {
-                target: target.to_owned(),
-                source,
-            })?;
+        let pool = match options.connect_with(connect_options.clone()).await {
+            Ok(pool) => pool,
+            Err(sqlx::Error::PoolTimedOut) => {
+                // The pool hides why no connection opened; one direct attempt tells.
+                let source = match connect_options.connect().await {
+                    Ok(_) => sqlx::Error::PoolTimedOut,
+                    Err(cause) => cause,
+                };
+                return Err(StoreError::Open {
+                    target: target.to_owned(),
+                    source,
+                });
+            }
+            Err(source) => {
+                return Err(StoreError::Open {
+                    target: target.to_owned(),
+                    source,
+                });
+            }
+        };
         let migrator = match backend {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
             Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
@@ -162,7 +177,8 @@ impl Database {
     }
 }
 
-/// Classifies a database error: a lost connection, a timeout or a busy database may pass.
+/// Classifies a database error: a lost connection, a timeout, a busy database or a full
+/// disk may pass, so they are retried.
 pub fn classify(error: &sqlx::Error) -> SinkError {
     match error {
         sqlx::Error::Io(_)
@@ -172,7 +188,11 @@ pub fn classify(error: &sqlx::Error) -> SinkError {
         | sqlx::Error::WorkerCrashed => SinkError::retriable("unavailable", error.to_string()),
         sqlx::Error::Database(database) => {
             let message = database.message().to_owned();
-            let busy = message.contains("locked") || message.contains("busy");
+            // SQLite reports a locked or busy database, a full disk and I/O errors by message;
+            // each passes once the other writer finishes or space is freed.
+            let busy = ["locked", "busy", "disk is full", "disk I/O error"]
+                .iter()
+                .any(|pattern| message.contains(pattern));
             let transient = database.code().is_some_and(|code| {
                 code.starts_with("08")
                     || code.starts_with("53")
