@@ -315,7 +315,7 @@ async fn killed_engine_loses_nothing_it_acknowledged() {
     );
     engine.kill();
     let journal = data_dir.path().join("journal");
-    assert!(segments(&journal) >= 1);
+    assert!(common::journal_segments(&journal) >= 1);
 
     write_serve_config(&config, &broker, &prefix, data_dir.path(), "100ms", "");
     let engine = ServeProcess::start(&config);
@@ -334,31 +334,17 @@ async fn killed_engine_loses_nothing_it_acknowledged() {
     wait_stored(engine.http, t0, MESSAGES as i64).await;
     assert_eq!(stored_samples(engine.http, t0).await, MESSAGES as i64);
     for _ in 0..250 {
-        if segments(&journal) <= 1 {
+        if common::journal_segments(&journal) <= 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(
-        segments(&journal),
+        common::journal_segments(&journal),
         1,
         "replayed segments are deleted once stored; only the open one stays"
     );
     engine.terminate();
-}
-
-/// Returns the number of journal segment files in `journal`.
-fn segments(journal: &std::path::Path) -> usize {
-    std::fs::read_dir(journal)
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|entry| {
-            entry
-                .path()
-                .extension()
-                .is_some_and(|extension| extension == "log")
-        })
-        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

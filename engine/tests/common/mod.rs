@@ -370,3 +370,17 @@ pub async fn publish_once(
         .await
         .unwrap();
 }
+
+/// Returns the number of journal segment files in `journal`.
+pub fn journal_segments(journal: &std::path::Path) -> usize {
+    std::fs::read_dir(journal)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            entry
+                .path()
+                .extension()
+                .is_some_and(|extension| extension == "log")
+        })
+        .count()
+}
