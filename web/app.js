@@ -31,6 +31,11 @@ const ALARM_HISTORY_LIMIT = 1000;
 // Wait after a transition of the alarm in the detail before its history reloads. The engine
 // writes the history right after it sends the transition, so this is usually enough.
 const HISTORY_RELOAD_DELAY_MS = 700;
+// How often an open alarm detail reloads its notifications, whose delivery status changes
+// without a transition of the alarm (a retry that succeeds, say).
+const NOTIFICATIONS_RELOAD_MS = 5000;
+// Newest notifications of one alarm read for its detail; the API allows 1 to 1000.
+const ALARM_NOTIFICATIONS_LIMIT = 100;
 /** Shelving durations offered, as the `for` value of the shelve request and its label. */
 const SHELVE_DURATIONS = [
   ['1h', '1 h'],
@@ -1701,6 +1706,8 @@ const alarmDetail = {
   parts: null,
   /** Transitions from the alarm history, oldest first. */
   history: { state: 'idle', events: [], error: '', request: 0, reloadTimer: 0 },
+  /** Notifications of the alarm from the outbox, newest first; state `off` without [notify]. */
+  notifications: { state: 'idle', rows: [], error: '', request: 0, reloadTimer: 0 },
 };
 
 /** Shows `alarm` in the detail dialog, opening the dialog if it is closed. */
@@ -1714,6 +1721,14 @@ function openAlarmDetail(alarm) {
     alarmDetail.history.events = [];
     alarmDetail.history.state = 'idle';
     loadAlarmHistory();
+    alarmDetail.notifications.rows = [];
+    alarmDetail.notifications.state = 'idle';
+    clearInterval(alarmDetail.notifications.reloadTimer);
+    loadAlarmNotifications();
+    alarmDetail.notifications.reloadTimer = setInterval(
+      loadAlarmNotifications,
+      NOTIFICATIONS_RELOAD_MS,
+    );
   }
   renderAlarmDetail();
   if (!alarmDialog.open) alarmDialog.showModal();
@@ -1721,8 +1736,10 @@ function openAlarmDetail(alarm) {
 
 function handleAlarmDialogClose() {
   clearTimeout(alarmDetail.history.reloadTimer);
+  clearInterval(alarmDetail.notifications.reloadTimer);
   // A response that arrives after the dialog closed is ignored.
   alarmDetail.history.request++;
+  alarmDetail.notifications.request++;
   alarmDetail.alarm = null;
   alarmDetail.parts = null;
   alarmDetailRoot.replaceChildren();
@@ -1744,7 +1761,10 @@ function noteAlarmDetailChange(alarm) {
   alarmDetail.alarm = alarm;
   dirty.alarmDetail = true;
   clearTimeout(alarmDetail.history.reloadTimer);
-  alarmDetail.history.reloadTimer = setTimeout(loadAlarmHistory, HISTORY_RELOAD_DELAY_MS);
+  alarmDetail.history.reloadTimer = setTimeout(() => {
+    loadAlarmHistory();
+    loadAlarmNotifications();
+  }, HISTORY_RELOAD_DELAY_MS);
 }
 
 function createDetailSection(title) {
@@ -1798,7 +1818,22 @@ function createAlarmDetail(alarm) {
   const historyStatus = createElement('p', 'muted');
   history.append(historyTable.wrapper, historyStatus);
 
-  root.append(head, message, badges.root, note, actions.root, facts, inputs, history);
+  const notifications = createDetailSection('Notifications');
+  const notificationTable = createDetailTable(['Created', 'Recipient', 'Channel', 'Kind', 'Status']);
+  const notificationStatus = createElement('p', 'muted');
+  notifications.append(notificationTable.wrapper, notificationStatus);
+
+  root.append(
+    head,
+    message,
+    badges.root,
+    note,
+    actions.root,
+    facts,
+    inputs,
+    history,
+    notifications,
+  );
   return {
     root,
     severity,
@@ -1813,6 +1848,9 @@ function createAlarmDetail(alarm) {
     historyRows: historyTable.body,
     historyTable: historyTable.wrapper,
     historyStatus,
+    notificationRows: notificationTable.body,
+    notificationTable: notificationTable.wrapper,
+    notificationStatus,
   };
 }
 
@@ -1895,6 +1933,7 @@ function renderAlarmDetail() {
   parts.noInputs.hidden = inputs.length > 0;
 
   renderAlarmHistory(parts);
+  renderAlarmNotifications(parts);
 }
 
 function isInput(input) {
@@ -1977,6 +2016,99 @@ async function loadAlarmHistory() {
     console.warn(`GET ${url} failed: ${error}`);
     history.state = 'failed';
     history.error = error;
+  }
+  dirty.alarmDetail = true;
+  scheduleRender();
+}
+
+/**
+ * Returns the text of a notification's delivery: its status, the attempts, why it was held
+ * and the time of the next attempt or of the delivery.
+ */
+function describeDelivery(row) {
+  const status = String(row.status ?? '');
+  const attempts = isFiniteNumber(row.attempts) ? row.attempts : 0;
+  const parts = [status];
+  if (attempts > 1 || (attempts === 1 && status !== 'sent')) {
+    parts.push(`${attempts} attempt${attempts === 1 ? '' : 's'}`);
+  }
+  if (typeof row.reason === 'string') parts.push(row.reason.replaceAll('_', ' '));
+  if (status === 'failed' && isFiniteNumber(row.next_attempt_at)) {
+    parts.push(`next ${formatLocalTime(row.next_attempt_at)}`);
+  }
+  if (status === 'sent' && isFiniteNumber(row.sent_at)) {
+    parts.push(formatLocalTime(row.sent_at));
+  }
+  return parts.join(', ');
+}
+
+function renderAlarmNotifications(parts) {
+  const { state, rows, error } = alarmDetail.notifications;
+  const items = rows.map((row) => {
+    const line = createElement('tr');
+    line.dataset.status = String(row.status ?? '');
+    const created = createElement('td', 'shadow-time');
+    if (isFiniteNumber(row.created_at)) created.textContent = formatLocalDateTime(row.created_at);
+    const recipient = createElement('td', '', String(row.recipient ?? ''));
+    const channel = createElement('td', '', String(row.channel ?? ''));
+    const kindText = row.kind === 'alarm' ? String(row.transition ?? 'alarm') : String(row.kind);
+    const kind = createElement('td', '', kindText);
+    const status = createElement('td', 'notification-status', describeDelivery(row));
+    if (typeof row.last_error === 'string') status.title = row.last_error;
+    line.append(created, recipient, channel, kind, status);
+    return line;
+  });
+  parts.notificationRows.replaceChildren(...items);
+  parts.notificationTable.hidden = items.length === 0;
+
+  let status = '';
+  if (state === 'loading' && items.length === 0) status = 'Loading the notifications…';
+  if (state === 'off') status = 'Notifications are not configured on this engine.';
+  if (state === 'failed') status = `The notifications could not be loaded: ${error}`;
+  if (state === 'loaded' && items.length === 0) status = 'No notification was sent for this alarm.';
+  setText(parts.notificationStatus, status);
+  parts.notificationStatus.hidden = status === '';
+}
+
+/** Loads the delivery status of the shown alarm's notifications from the outbox. */
+async function loadAlarmNotifications() {
+  const alarm = alarmDetail.alarm;
+  if (!alarm) return;
+  const notifications = alarmDetail.notifications;
+  const request = ++notifications.request;
+  if (notifications.state === 'idle') notifications.state = 'loading';
+
+  const query = new URLSearchParams({
+    alarm: alarm.id,
+    limit: String(ALARM_NOTIFICATIONS_LIMIT),
+  });
+  const url = `/api/v1/notifications?${query}`;
+  let rows;
+  let off = false;
+  let error = '';
+  try {
+    const response = await fetchWithTimeout(url);
+    if (response.ok) {
+      const body = await response.json();
+      off = body.configured === false;
+      rows = Array.isArray(body.notifications) ? body.notifications : [];
+    } else {
+      error = (await readApiError(response)).message;
+    }
+  } catch (cause) {
+    error = describeFetchError(cause);
+  }
+  if (request !== notifications.request) return;
+  if (off) {
+    notifications.state = 'off';
+    clearInterval(notifications.reloadTimer);
+  } else if (rows) {
+    notifications.rows = rows;
+    notifications.state = 'loaded';
+  } else {
+    console.warn(`GET ${url} failed: ${error}`);
+    notifications.state = 'failed';
+    notifications.error = error;
   }
   dirty.alarmDetail = true;
   scheduleRender();

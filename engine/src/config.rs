@@ -12,6 +12,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use valmetal_actors::{DeviceTypePattern, FarmPattern};
 
+pub use crate::notify::NotifyConfig;
 pub use crate::storage::config::StorageConfig;
 
 /// Environment variable prefix of configuration overrides.
@@ -31,6 +32,8 @@ pub struct Config {
     pub device_types: Vec<DeviceTypePattern>,
     /// Device id patterns and the farm each gives, which selects rule overrides by farm.
     pub farms: Vec<FarmPattern>,
+    /// Notifications to alert recipients; unset sends none.
+    pub notify: Option<NotifyConfig>,
 }
 
 /// The MQTT broker the engine subscribes to.
@@ -120,6 +123,7 @@ impl Default for Config {
             gateway: GatewayConfig::default(),
             device_types: default_device_types(),
             farms: default_farms(),
+            notify: None,
         }
     }
 }
@@ -279,6 +283,9 @@ impl Config {
         if self.gateway.max_queued_events == 0 {
             problems.push("`gateway.max_queued_events` must be at least 1".to_owned());
         }
+        if let Some(notify) = &self.notify {
+            problems.extend(notify.problems());
+        }
         for (index, entry) in self.device_types.iter().enumerate() {
             if entry.pattern.is_empty() || entry.device_type.is_empty() {
                 problems.push(format!(
@@ -324,7 +331,9 @@ fn describe_errors(error: figment::Error) -> Vec<String> {
 
 /// Sections that `VALMETAL_{SECTION}__{KEY}` variables may set. Other `VALMETAL_` variables,
 /// such as the test suite's `VALMETAL_TEST_MQTT_ADDR`, are not configuration and are ignored.
-const ENV_SECTIONS: [&str; 6] = ["mqtt", "http", "storage", "rules", "actors", "gateway"];
+const ENV_SECTIONS: [&str; 7] = [
+    "mqtt", "http", "storage", "rules", "actors", "gateway", "notify",
+];
 
 fn is_section_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
@@ -427,6 +436,47 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    fn load_reads_notify_section() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("engine.toml");
+        std::fs::write(
+            &path,
+            r#"
+[notify]
+poll_interval = "250ms"
+
+[[notify.channels]]
+type = "webhook"
+name = "ops"
+url = "https://hooks.example.com/valmetal"
+secret = { env = "VALMETAL_OPS_WEBHOOK_SECRET" }
+
+[[notify.recipients]]
+id = "ops"
+channels = ["ops"]
+quiet_hours = { start = "22:00", end = "06:00", time_zone = "Europe/Paris" }
+
+[[notify.routes]]
+id = "all"
+recipients = ["ops", "nobody"]
+"#,
+        )
+        .unwrap();
+        let ConfigError::Invalid(problems) = Config::load(Some(&path)).unwrap_err() else {
+            panic!("expected invalid");
+        };
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(problems[0].contains("`nobody`"), "{problems:#?}");
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace(", \"nobody\"", "")).unwrap();
+        let notify = Config::load(Some(&path)).unwrap().notify.unwrap();
+        assert_eq!(notify.poll_interval, Duration::from_millis(250));
+        assert_eq!(notify.routes[0].recipients, ["ops"]);
+        assert!(Config::load(None).unwrap().notify.is_none());
     }
 
     #[test]

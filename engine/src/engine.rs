@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::events::{ALARM_QUEUE_CAPACITY, EngineEvents, OUTGOING_QUEUE_CAPACITY};
 use crate::http::{self, HttpError, HttpState};
 use crate::ingest::{IngestHandle, MqttIngest};
+use crate::notify::{self, Notifications, NotifyService, OutboxStore};
 use crate::rule_sources::RuleSources;
 use crate::rules_reload;
 use crate::storage::{Storage, StorageError};
@@ -36,6 +37,8 @@ pub enum EngineError {
     Actors(#[from] valmetal_actors::runtime::RuntimeError),
     #[error("cannot read the stored rule files: {0}")]
     StoredRules(#[from] sqlx::Error),
+    #[error(transparent)]
+    Notify(#[from] notify::NotifyError),
 }
 
 /// A running engine.
@@ -50,6 +53,7 @@ pub struct RunningEngine {
     http_task: JoinHandle<()>,
     rules_reload: Option<JoinHandle<()>>,
     alarm_writer: JoinHandle<()>,
+    notifications: Option<NotifyService>,
     runtime: ActorRuntime,
 }
 
@@ -58,7 +62,13 @@ pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(notify::metrics::DELIVERY_LATENCY_SECONDS.to_owned()),
+                    &notify::metrics::DELIVERY_LATENCY_BUCKETS,
+                )
+                .expect("the delivery latency buckets are not empty")
+                .build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
                 warn!("A metrics recorder was already installed; /metrics shows only this engine's own recorder");
@@ -81,6 +91,19 @@ impl RunningEngine {
         let history = AlarmHistory::new(storage.database().clone());
         let rule_store = RuleStore::new(storage.database().clone());
         let stored_rules = RuleSources::load_stored(&rule_store).await?;
+        // Set up before any device acts, so the first alarm event after the start notifies.
+        let notifications = match &config.notify {
+            Some(notify) => Some(
+                Notifications::new(
+                    notify,
+                    storage.database().clone(),
+                    DeviceTypes::new(&config.device_types),
+                    Farms::new(&config.farms),
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let listener = http::bind(config.http.addr).await?;
         let http_addr = listener.local_addr().map_err(|source| HttpError::Bind {
             addr: config.http.addr,
@@ -143,6 +166,9 @@ impl RunningEngine {
             telemetry: storage.history().cloned(),
             metrics,
             broker_connected: ingest.connected_flag(),
+            notifications: notifications
+                .as_ref()
+                .map(|notifications| notifications.outbox().clone()),
         });
         let (http_stop, http_stopped) = watch::channel(false);
         let rules_reload = config.rules.dir.clone().map(|directory| {
@@ -154,6 +180,7 @@ impl RunningEngine {
             )
         });
         let http_task = tokio::spawn(serve_http(listener, http::router(state), http_stopped));
+        let notifications = notifications.map(Notifications::spawn);
         info!(http.addr = %http_addr, workers, "Engine started");
         Ok(Self {
             http_addr,
@@ -166,6 +193,7 @@ impl RunningEngine {
             http_task,
             rules_reload,
             alarm_writer,
+            notifications,
             runtime,
         })
     }
@@ -195,6 +223,11 @@ impl RunningEngine {
         &self.storage
     }
 
+    /// Returns the notification outbox, when `[notify]` is configured.
+    pub fn notifications(&self) -> Option<&OutboxStore> {
+        self.notifications.as_ref().map(NotifyService::outbox)
+    }
+
     /// Returns how many MQTT messages ingest has taken in or rejected.
     pub fn messages_taken(&self) -> u64 {
         self.ingest.messages_taken()
@@ -205,8 +238,8 @@ impl RunningEngine {
         self.ingest.is_connected()
     }
 
-    /// Stops ingest and HTTP, lets the actors apply what they were sent, drains the
-    /// storage sinks and the alarm history, then stops the actors.
+    /// Stops ingest, HTTP and notifications, lets the actors apply what they were sent, drains
+    /// the storage sinks and the alarm history, then stops the actors.
     pub async fn shutdown(self) {
         info!("Engine stopping");
         self.ingest.stop().await;
@@ -214,6 +247,11 @@ impl RunningEngine {
         let _ = self.http_task.await;
         if let Some(reload) = self.rules_reload {
             let _ = reload.await;
+        }
+        // Unsent notifications stay in the outbox, and alarm events not yet read stay behind
+        // the cursor, so the next start sends them.
+        if let Some(notifications) = self.notifications {
+            notifications.shutdown().await;
         }
         self.registry.settle().await;
         self.storage.shutdown().await;

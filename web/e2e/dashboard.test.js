@@ -391,6 +391,10 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
       await alarmDialog().waitFor();
       const detail = alarmDialog().locator('.alarm-detail-body');
       assert.equal(await detail.getAttribute('data-alarm-id'), id);
+      // The demo runs without [notify], and the Notifications section shows that.
+      await detail
+        .locator('.detail-section p.muted', { hasText: 'Notifications are not configured' })
+        .waitFor({ timeout: ACTION_TIMEOUT_MS });
 
       await detail.locator('button[data-action="acknowledge"]').click();
       const nameDialog = page.locator('#operator-dialog');

@@ -247,7 +247,11 @@ pub async fn get_alarm(
 ) -> Result<Response, ApiError> {
     let id = format!("{}/{}/{}", path.device, path.rule, path.raised_at);
     let alarm = state.hub.alarm(&id).ok_or_else(|| alarm_not_found(&id))?;
-    Ok(Json(alarm).into_response())
+    let mut body = serde_json::to_value(&alarm).unwrap_or_default();
+    if let Some(notifications) = super::notify_api::of_alarm(&state, &id).await {
+        body["notifications"] = notifications;
+    }
+    Ok(Json(body).into_response())
 }
 
 pub async fn act_on_alarm(

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod notify_api;
 pub mod rules_api;
 pub mod telemetry_api;
 
@@ -31,6 +32,8 @@ pub struct HttpState {
     pub telemetry: Option<crate::store::telemetry::SqlTelemetry>,
     pub metrics: PrometheusHandle,
     pub broker_connected: Arc<AtomicBool>,
+    /// The notification outbox, when `[notify]` is configured.
+    pub notifications: Option<crate::notify::OutboxStore>,
 }
 
 /// Errors binding the HTTP port.
@@ -93,6 +96,15 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route(
             "/api/v1/alarms/{device}/{rule}/{raised_at}/{action}",
             post(api::act_on_alarm),
+        )
+        .route("/api/v1/notifications", get(notify_api::list_notifications))
+        .route(
+            "/api/v1/notifications/maintenance",
+            get(notify_api::list_maintenance).post(notify_api::add_maintenance),
+        )
+        .route(
+            "/api/v1/notifications/maintenance/{id}",
+            axum::routing::delete(notify_api::remove_maintenance),
         );
     for asset in &assets::ASSETS {
         router = router.route(

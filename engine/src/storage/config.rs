@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::journal::JournalConfig;
+pub use crate::secret::Secret;
 use crate::sinks::dynamodb::DynamoConfig;
 use crate::sinks::timestream::TimestreamConfig;
 use crate::sinks::{BatcherConfig, Overflow};
@@ -28,17 +29,6 @@ pub enum ShadowTarget {
     Sql,
     /// Amazon DynamoDB, as configured under `storage.dynamodb`.
     Dynamodb,
-}
-
-/// A value that is never printed: `Debug` shows `***`.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str("***")
-    }
 }
 
 /// Storage settings.

@@ -7,6 +7,7 @@
 )]
 
 pub mod aws_fault;
+pub mod notify;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
