@@ -28,12 +28,42 @@ impl Secret {
 /// Source of a secret: exactly one of an environment variable or a file, such as
 /// `{ env = "VALMETAL_SMTP_PASSWORD" }` or `{ file = "/run/secrets/smtp" }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "SecretInput")]
 pub struct SecretSource {
     /// Name of the environment variable that contains the secret.
     pub env: Option<String>,
     /// Path of a file whose content, without a trailing newline, is the secret.
     pub file: Option<PathBuf>,
+}
+
+/// What the configuration holds where a secret source belongs. Anything but a table of `env`
+/// or `file` is refused without repeating it, because it may be the secret itself written
+/// inline.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SecretInput {
+    Source(SourceFields),
+    Other(serde::de::IgnoredAny),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceFields {
+    env: Option<String>,
+    file: Option<PathBuf>,
+}
+
+impl TryFrom<SecretInput> for SecretSource {
+    type Error = &'static str;
+
+    fn try_from(input: SecretInput) -> Result<Self, Self::Error> {
+        match input {
+            SecretInput::Source(SourceFields { env, file }) => Ok(Self { env, file }),
+            SecretInput::Other(_) => Err(
+                "a secret is written as { env = \"VARIABLE\" } or { file = \"/path\" }, never inline; the value is not shown",
+            ),
+        }
+    }
 }
 
 /// Errors reading a secret; the messages name the source, never the value.
@@ -45,7 +75,7 @@ pub enum SecretError {
     MissingVariable(String),
     #[error("cannot read secret file {path}: {reason}")]
     Unreadable { path: String, reason: String },
-    #[error("secret from {0} is empty")]
+    #[error("from {0} is empty")]
     Empty(String),
 }
 
@@ -130,5 +160,27 @@ mod tests {
             error.contains("VALMETAL_TEST_SECRET_THAT_IS_NEVER_SET"),
             "{error}"
         );
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Holder {
+        secret: SecretSource,
+    }
+
+    #[test]
+    fn inline_secret_rejected_without_echo() {
+        use figment::providers::{Format, Toml};
+        let error = figment::Figment::from(Toml::string("secret = \"hunter2-value\""))
+            .extract::<Holder>()
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!(error.contains("env"), "{error}");
+    }
+
+    #[test]
+    fn secret_source_table_reads() {
+        let holder: Holder = toml::from_str("secret = { env = \"SMTP_PASSWORD\" }").unwrap();
+        assert_eq!(holder.secret.env.as_deref(), Some("SMTP_PASSWORD"));
     }
 }

@@ -199,3 +199,39 @@ async fn clear_stops_reminders_of_the_alarm() {
         "a cleared alarm gets neither reminders nor escalation"
     );
 }
+
+#[tokio::test]
+async fn clear_reaches_escalated_level_after_schedule_ends() {
+    let directory = tempfile::tempdir().unwrap();
+    let secret = directory.path().join("secret");
+    std::fs::write(&secret, "escalation-secret").unwrap();
+    let database = Database::open_sqlite(&directory.path().join("valmetal.db"))
+        .await
+        .unwrap();
+    let history = AlarmHistory::new(database.clone());
+    let without_reminders =
+        config(&secret).replace("remind_every = \"10m\"", "on = [\"raised\", \"cleared\"]");
+    let notifier = notifications(&database, &without_reminders).await;
+    let raised_at = at("2026-12-04T10:00:00Z");
+    let mut bin_low = alarm("feedbin-003", "bin_low", Severity::Major, raised_at);
+    let id = bin_low.id.to_string();
+
+    record(&history, &bin_low, Transition::Raised).await;
+    notifier.tick(raised_at).await.unwrap();
+    notifier.tick(raised_at + 15 * MINUTE).await.unwrap();
+    notifier.tick(raised_at + 16 * MINUTE).await.unwrap();
+    bin_low.cleared_at = Some(raised_at + 20 * MINUTE);
+    record(&history, &bin_low, Transition::Cleared).await;
+    notifier.tick(raised_at + 20 * MINUTE).await.unwrap();
+
+    let after_clear = rows(notifier.outbox(), &id).await;
+    assert_eq!(
+        after_clear.get("cleared|manager|hook").map(String::as_str),
+        Some("queued"),
+        "the clear reaches the level the alarm escalated to: {after_clear:?}"
+    );
+    assert_eq!(
+        after_clear.get("cleared|farmer|hook").map(String::as_str),
+        Some("queued")
+    );
+}

@@ -189,11 +189,9 @@ async fn advance(
     if schedule.next_reminder_at.is_some_and(|at| at <= now) {
         to_send += remind(connection, context, route, &alarm, &mut schedule, now).await?;
     }
-    if schedule.next_escalation_at.is_none() && schedule.next_reminder_at.is_none() {
-        delete(connection, &schedule).await?;
-    } else {
-        save(connection, &schedule).await?;
-    }
+    // A schedule with nothing left due stays until the alarm's clear or acknowledgement, which
+    // reads from it the level reached, so the clear reaches every escalated recipient.
+    save(connection, &schedule).await?;
     Ok(to_send)
 }
 

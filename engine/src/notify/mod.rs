@@ -52,10 +52,10 @@ const WARN_EVERY_FAILURES: u32 = 30;
 /// Errors starting notifications.
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
-    #[error("notification channel `{channel}`: secret {source}")]
+    #[error("notification channel `{channel}`: its secret {reason}")]
     Secret {
         channel: String,
-        source: SecretError,
+        reason: SecretError,
     },
     #[error("notification channel `{channel}`: {message}")]
     Client { channel: String, message: String },

@@ -58,9 +58,9 @@ impl EmailChannel {
             .tls(tls)
             .timeout(Some(timeout));
         if let (Some(username), Some(source)) = (&config.username, &config.password) {
-            let password = source.read().map_err(|source| NotifyError::Secret {
+            let password = source.read().map_err(|reason| NotifyError::Secret {
                 channel: config.name.clone(),
-                source,
+                reason,
             })?;
             builder = builder.credentials(Credentials::new(
                 username.clone(),

@@ -30,9 +30,9 @@ impl SlackChannel {
     ///
     /// Returns [`NotifyError`] when the URL cannot be read or is not an http(s) URL.
     pub fn new(config: &SlackChannelConfig, timeout: Duration) -> Result<Self, NotifyError> {
-        let url = config.url.read().map_err(|source| NotifyError::Secret {
+        let url = config.url.read().map_err(|reason| NotifyError::Secret {
             channel: config.name.clone(),
-            source,
+            reason,
         })?;
         let valid = url::Url::parse(url.expose())
             .is_ok_and(|parsed| matches!(parsed.scheme(), "http" | "https"));

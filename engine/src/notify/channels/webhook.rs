@@ -38,9 +38,9 @@ impl WebhookChannel {
     ///
     /// Returns [`NotifyError`] when the secret cannot be read or the client built.
     pub fn new(config: &WebhookChannelConfig, timeout: Duration) -> Result<Self, NotifyError> {
-        let secret = config.secret.read().map_err(|source| NotifyError::Secret {
+        let secret = config.secret.read().map_err(|reason| NotifyError::Secret {
             channel: config.name.clone(),
-            source,
+            reason,
         })?;
         let client = http_client(timeout).map_err(|error| NotifyError::Client {
             channel: config.name.clone(),
