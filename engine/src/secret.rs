@@ -36,7 +36,7 @@ pub struct SecretSource {
     pub file: Option<PathBuf>,
 }
 
-/// What the configuration holds where a secret source belongs. Anything but a table of `env`
+/// Configuration value in the place of a secret source. Anything but a table of `env`
 /// or `file` is refused without repeating it, because it may be the secret itself written
 /// inline.
 #[derive(Deserialize)]

@@ -9,7 +9,8 @@
 
 mod common;
 
-use common::notify::{PostgresDatabase, alarm, at, notifications, record};
+use common::notify::{alarm, at, notifications, record};
+use common::postgres::PostgresDatabase;
 use valmetal_actors::rules::{Severity, Transition};
 use valmetal_engine::store::{AlarmHistory, Database};
 

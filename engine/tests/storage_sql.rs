@@ -13,9 +13,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::postgres::PostgresDatabase;
 use common::{TestEngine, feed_bin_rules, mosquitto_addr, publish_once, unique_prefix};
 use serde_json::json;
-use sqlx::{AnyPool, Executor};
 use valmetal_actors::clock::now_ms;
 use valmetal_actors::rules::{Alarm, AlarmEvent, AlarmState, Severity, Transition};
 use valmetal_actors::{DeviceDocument, DeviceId, Frame, Shadow, Value};
@@ -26,46 +26,6 @@ use valmetal_engine::store::equipment::{Equipment, EquipmentStore};
 use valmetal_engine::store::shadows::SqlShadowStore;
 use valmetal_engine::store::telemetry::SqlTelemetry;
 use valmetal_engine::store::{AlarmHistory, Backend, Database, RuleStore, StoredRuleFile};
-
-/// A PostgreSQL database created for one test and dropped after it.
-struct PostgresDatabase {
-    admin: AnyPool,
-    name: String,
-    url: String,
-}
-
-impl PostgresDatabase {
-    async fn create(test: &str) -> Self {
-        let admin_url = std::env::var("VALMETAL_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-        sqlx::any::install_default_drivers();
-        let admin = AnyPool::connect(&admin_url).await.unwrap_or_else(|error| {
-            panic!("PostgreSQL at VALMETAL_TEST_POSTGRES_URL={admin_url} is needed: {error}")
-        });
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!("valmetal_{test}_{}_{nanos}", std::process::id());
-        admin
-            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .unwrap();
-        let (base, _) = admin_url.rsplit_once('/').unwrap();
-        let url = format!("{base}/{name}");
-        Self { admin, name, url }
-    }
-
-    async fn drop_database(self) {
-        self.admin
-            .execute(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            )))
-            .await
-            .unwrap();
-    }
-}
 
 fn device(id: &str) -> DeviceId {
     DeviceId::parse(id).unwrap()

@@ -73,7 +73,7 @@ pub struct DemoArgs {
     pub exit_after_replay: bool,
     /// Start from the devices, telemetry and alarms the previous run stored. By default each
     /// run empties them first, because the replay sends the same recorded times again, and
-    /// frames older than what a device already holds change nothing.
+    /// frames older than what a device already has change nothing.
     #[arg(long)]
     pub keep_state: bool,
 }

@@ -163,7 +163,7 @@ impl Journal {
                 Some(id) if path.is_file() => segments.push((id, path)),
                 _ if is_own_file(&path) => {}
                 _ => {
-                    warn!(path = %path.display(), "Journal directory holds a file that is not a segment; it is left alone")
+                    warn!(path = %path.display(), "Journal directory contains a file that is not a segment; it is left alone")
                 }
             }
         }

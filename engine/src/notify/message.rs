@@ -1,4 +1,4 @@
-//! What a notification says: the payload stored in the outbox row, and its rendering as a
+//! Notification content: the payload stored in the outbox row, and its rendering as a
 //! subject line and plain text, shared by every channel.
 
 use serde::{Deserialize, Serialize};

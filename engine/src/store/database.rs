@@ -123,7 +123,7 @@ impl Database {
         let pool = match options.connect_with(connect_options.clone()).await {
             Ok(pool) => pool,
             Err(sqlx::Error::PoolTimedOut) => {
-                // The pool hides why no connection opened; one direct attempt tells.
+                // The pool hides why no connection opened; one direct attempt returns the cause.
                 let source = match connect_options.connect().await {
                     Ok(_) => sqlx::Error::PoolTimedOut,
                     Err(cause) => cause,

@@ -8,6 +8,7 @@
 
 pub mod aws_fault;
 pub mod notify;
+pub mod postgres;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
