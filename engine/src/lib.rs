@@ -2,6 +2,7 @@
 //! gateway and the alarm history, the HTTP port, the embedded broker and the replay of real
 //! barn data. The binary `valmetal` is a thin command-line front over this library.
 
+pub mod auth;
 pub mod backtest;
 pub mod broker;
 pub mod bundled_rules;
