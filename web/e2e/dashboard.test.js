@@ -832,6 +832,8 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
     const transitions = await rows.evaluateAll((list) => list.map((row) => row.dataset.transition));
     assert.deepEqual([...new Set(transitions)], ['raised'], 'transitions listed');
     assert.match(page.url(), /#\/alarms\?transition=raised$/, 'filter in the address');
+    const file = await saveScreenshot('alarm-history.png');
+    assert.ok((await stat(file)).size > 0, `empty screenshot ${file}`);
     await page.locator('#history-transition').selectOption('');
     await showFleet();
   });
@@ -852,6 +854,12 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
         .evaluate((tile) => tile.getBoundingClientRect().width);
       assert.ok(tileWidth <= PHONE_VIEWPORT.width, `tile is ${tileWidth} px wide`);
       await phone.locator('#farm-filter').waitFor({ state: 'visible' });
+      // The alarm panel comes first on a phone, so the screenshot starts at the fleet.
+      await phone.evaluate(() => {
+        const top = document.getElementById('fleet-title').getBoundingClientRect().top;
+        const header = document.querySelector('.topbar').getBoundingClientRect().height;
+        window.scrollBy(0, top - header - 8);
+      });
       const file = await saveScreenshot('fleet-phone.png', phone);
       assert.ok((await stat(file)).size > 0, `empty screenshot ${file}`);
     } finally {
