@@ -19,12 +19,21 @@ pub const ASSETS: [Asset; 10] = [
         body: include_str!("../../../web/index.html"),
     },
     script("/app.js", include_str!("../../../web/app.js")),
-    script("/alarm-history.js", include_str!("../../../web/alarm-history.js")),
+    script(
+        "/alarm-history.js",
+        include_str!("../../../web/alarm-history.js"),
+    ),
     script("/api.js", include_str!("../../../web/api.js")),
     script("/auth.js", include_str!("../../../web/auth.js")),
     script("/chart.js", include_str!("../../../web/chart.js")),
-    script("/chart-window.js", include_str!("../../../web/chart-window.js")),
-    script("/fleet-filter.js", include_str!("../../../web/fleet-filter.js")),
+    script(
+        "/chart-window.js",
+        include_str!("../../../web/chart-window.js"),
+    ),
+    script(
+        "/fleet-filter.js",
+        include_str!("../../../web/fleet-filter.js"),
+    ),
     script("/shadow.js", include_str!("../../../web/shadow.js")),
     Asset {
         path: "/style.css",
