@@ -46,7 +46,8 @@ import {
   matchesFilter,
   renderFarmOptions,
 } from '/fleet-filter.js';
-import { ShadowTable, applyDesired, parseDesiredInput, recomputeDelta } from '/shadow.js';
+import { resetDesiredForm, startDesiredForm } from '/desired-form.js';
+import { ShadowTable, applyDesired, recomputeDelta } from '/shadow.js';
 
 const PROTOCOL_VERSION = 1;
 // Each point takes 16 bytes, so 1,000 devices with 4 numeric keys each hold up to about
@@ -2379,91 +2380,6 @@ function renderDeviceCharts(device) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Desired values
-
-const desiredForm = byId('desired-form');
-const desiredKeyInput = byId('desired-key');
-const desiredValueInput = byId('desired-value');
-/** The desired change in flight, `{deviceId, key}`, or null. */
-let desiredRequest = null;
-
-function showDesiredStatus(text, kind = 'error') {
-  const status = byId('desired-status');
-  status.textContent = text;
-  status.className = kind === 'error' ? 'field-error' : 'muted';
-  status.hidden = text === '';
-}
-
-function resetDesiredForm() {
-  desiredForm.reset();
-  showDesiredStatus('');
-}
-
-/** Fills the form with a row's key and its desired or reported value, ready to edit. */
-function editDesired(key) {
-  const device = devices.get(deviceView.id);
-  if (!device) return;
-  const current = device.desired[key] ?? device.reported[key];
-  desiredKeyInput.value = key;
-  desiredValueInput.value = current === undefined ? '' : String(current.value);
-  showDesiredStatus('');
-  desiredValueInput.focus();
-  desiredValueInput.select();
-}
-
-async function handleDesiredSubmit(event) {
-  event.preventDefault();
-  const deviceId = deviceView.id;
-  const key = desiredKeyInput.value.trim();
-  const value = parseDesiredInput(desiredValueInput.value);
-  if (deviceId === null || desiredRequest !== null) return;
-  if (key === '' || value === null) {
-    showDesiredStatus('Enter a key and a value.');
-    return;
-  }
-
-  desiredRequest = { deviceId, key };
-  byId('desired-send').disabled = true;
-  showDesiredStatus(`Sending ${key}…`, 'info');
-  const path = `/api/v1/devices/${encodeURIComponent(deviceId)}/desired`;
-  try {
-    const response = await apiFetch(path, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ desired: { [key]: value } }),
-    });
-    if (response.ok) {
-      const body = await response.json();
-      const device = devices.get(deviceId);
-      if (device) {
-        applyDesired(device, body.desired, body.delta, engineNow());
-        markDeviceChanged(deviceId, false);
-      }
-      if (deviceView.id === deviceId) {
-        desiredValueInput.value = '';
-        showDesiredStatus(`Sent ${key}; the row shows when the device confirms it.`, 'info');
-      }
-      announce(`Desired ${key} sent to ${deviceId}.`);
-      return;
-    }
-    const error = await readApiError(response);
-    console.warn(`PUT ${path} failed with status ${response.status}`, error);
-    if (deviceView.id === deviceId) showDesiredStatus(`Not sent: ${error.message}`);
-  } catch (error) {
-    console.warn(`PUT ${path} failed`, error);
-    if (deviceView.id === deviceId) showDesiredStatus(`Not sent: ${describeFetchError(error)}.`);
-  } finally {
-    desiredRequest = null;
-    byId('desired-send').disabled = false;
-  }
-}
-
-function handleShadowClick(event) {
-  const button = event.target.closest('button[data-action="edit-desired"]');
-  if (button) editDesired(button.dataset.key);
-}
-
-// ---------------------------------------------------------------------------------------
 // Routing
 
 const fleetSection = byId('fleet-view');
@@ -2907,8 +2823,14 @@ async function start() {
     });
   }
   byId('retry-now').addEventListener('click', retryNow);
-  desiredForm.addEventListener('submit', handleDesiredSubmit);
-  byId('shadow-rows').addEventListener('click', handleShadowClick);
+  startDesiredForm({
+    currentDevice: () => (deviceView.id === null ? null : devices.get(deviceView.id) ?? null),
+    onApplied: (device, body) => {
+      applyDesired(device, body.desired, body.delta, engineNow());
+      markDeviceChanged(device.id, false);
+    },
+    announce,
+  });
   startChartWindow(changeChartWindow);
   startAlarmHistory({
     formatTime: formatLocalTime,

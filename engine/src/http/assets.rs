@@ -12,7 +12,7 @@ pub struct Asset {
 }
 
 /// Every dashboard file, by the path it is served at.
-pub const ASSETS: [Asset; 10] = [
+pub const ASSETS: [Asset; 11] = [
     Asset {
         path: "/",
         content_type: "text/html; charset=utf-8",
@@ -29,6 +29,10 @@ pub const ASSETS: [Asset; 10] = [
     script(
         "/chart-window.js",
         include_str!("../../../web/chart-window.js"),
+    ),
+    script(
+        "/desired-form.js",
+        include_str!("../../../web/desired-form.js"),
     ),
     script(
         "/fleet-filter.js",
