@@ -574,24 +574,29 @@ async function loadChartHistory(deviceId) {
   }
 }
 
-// Builds new point buffers from a history response, keeping the live points received
-// after its window, which the response cannot contain.
+// Builds new point buffers from a history response, keeping the live points after the
+// newest stored bucket of each key. The store writes in batches, so the response can lack
+// the last frames before its end as well as everything after it.
 function replaceSeries(deviceId, body) {
   const old = history.get(deviceId) ?? new Map();
   const fresh = new Map();
-  const half = Math.floor((body.bucket_ms ?? 0) / 2);
+  /** Device time after the newest stored bucket, by key. */
+  const storedUntil = new Map();
+  const bucketMs = body.bucket_ms ?? 0;
   for (const [key, points] of Object.entries(body.series ?? {})) {
     const buffer = new SeriesBuffer(HISTORY_MAX_POINTS);
     for (const point of points) {
       if (!isFiniteNumber(point.avg) || !isFiniteNumber(point.ts)) continue;
-      buffer.push(Math.min(point.ts + half, body.to - 1), point.avg);
+      buffer.push(Math.min(point.ts + Math.floor(bucketMs / 2), body.to - 1), point.avg);
+      storedUntil.set(key, point.ts + bucketMs);
     }
     fresh.set(key, buffer);
   }
   for (const [key, buffer] of old) {
     let target = fresh.get(key);
+    const cutoff = storedUntil.get(key) ?? body.from;
     for (let i = 0; i < buffer.length; i++) {
-      if (buffer.x(i) < body.to) continue;
+      if (buffer.x(i) < cutoff) continue;
       if (!target) {
         target = new SeriesBuffer(HISTORY_MAX_POINTS);
         fresh.set(key, target);

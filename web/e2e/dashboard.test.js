@@ -896,6 +896,30 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
     }
   });
 
+  test('socket closed as expired asks to sign in', async () => {
+    const other = await openPage();
+    const sockets = [];
+    // The route passes the socket through to the engine, so the page goes live, and then
+    // closes it towards the page as the engine does when a token expires.
+    await other.routeWebSocket(/\/ws(\?|$)/, (socket) => {
+      sockets.push(socket);
+      socket.connectToServer();
+    });
+    try {
+      await other.goto(engine.signInUrl);
+      await other.locator('body[data-connection="live"]').waitFor();
+      await sockets[0].close({ code: 4401, reason: 'token expired' });
+
+      await other.locator('#signin-dialog').waitFor();
+      assert.match(await other.locator('#signin-reason').textContent(), /expired/);
+      assert.equal(await other.locator('#connection-state').textContent(), 'Not connected');
+      await delay(2500);
+      assert.equal(sockets.length, 1, 'WebSocket reopened after the token expired');
+    } finally {
+      await other.context().close();
+    }
+  });
+
   test('farm viewer sees its farm only, without actions', async (t) => {
     if (requireSignIn(t, engine)) return;
     const token = await mintToken({
@@ -985,6 +1009,9 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
       await confirmed.waitFor({ timeout: ACTION_TIMEOUT_MS });
       assert.match(await confirmed.textContent(), /confirmed \d{2}:\d{2}:\d{2}/);
       assert.equal(await row.getAttribute('data-desired'), 'confirmed');
+      await page.locator('#shadow-title').scrollIntoViewIfNeeded();
+      const file = await saveScreenshot('desired.png');
+      assert.ok((await stat(file)).size > 0, `empty screenshot ${file}`);
     } finally {
       await client.endAsync();
       await showFleet();
