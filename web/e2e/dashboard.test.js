@@ -742,6 +742,12 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
     await showDevice(MACHINE_ID);
     const historyPath = `/api/v1/devices/${MACHINE_ID}/telemetry`;
     const hour = 3_600_000;
+    // The chart is measured before the change, because the new history replaces it.
+    await chartCanvas('temperature').waitFor();
+    const hostWidth = await page
+      .locator('#charts .chart-host')
+      .first()
+      .evaluate((host) => host.clientWidth);
     const historyResponse = page.waitForResponse(
       (response) => new URL(response.url()).pathname === historyPath,
     );
@@ -753,9 +759,6 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
     const from = Number(query.get('from'));
     const to = Number(query.get('to'));
     assert.equal(to - from, hour, `window from ${from} to ${to}`);
-    const hostWidth = await chartCanvas('temperature').evaluate((canvas) =>
-      Math.round(canvas.parentElement.clientWidth),
-    );
     assert.equal(Number(query.get('points')), hostWidth, 'points against the chart width');
 
     // Five-minute readings give about 12 points an hour, far fewer than a day's.
@@ -882,8 +885,6 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
       // A rejected token must not start a reconnect loop.
       await delay(3000);
       assert.ok(sockets <= 1, `${sockets} WebSocket attempts with a rejected token`);
-      const file = await saveScreenshot('signin.png', other);
-      assert.ok((await stat(file)).size > 0, `empty screenshot ${file}`);
 
       await other.locator('#signin-token').fill(engine.token);
       await dialog.locator('button[type="submit"]').click();
@@ -915,6 +916,8 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
       assert.equal(await other.locator('#connection-state').textContent(), 'Not connected');
       await delay(2500);
       assert.equal(sockets.length, 1, 'WebSocket reopened after the token expired');
+      const file = await saveScreenshot('signin.png', other);
+      assert.ok((await stat(file)).size > 0, `empty screenshot ${file}`);
     } finally {
       await other.context().close();
     }
