@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
 /// Type given to a device that no pattern matches.
@@ -78,23 +79,43 @@ impl DeviceTypes {
     }
 }
 
-/// Farms by id pattern.
+/// Farms of devices: explicit assignments (from the equipment registry) first, then id
+/// patterns.
+///
+/// Clones share the assignments, so a device registered through the API is seen in its farm
+/// by every part of the engine holding a clone.
 #[derive(Debug, Clone, Default)]
-pub struct Farms(PatternMap);
+pub struct Farms {
+    patterns: PatternMap,
+    assigned: Arc<DashMap<String, Option<Arc<str>>>>,
+}
 
 impl Farms {
     /// Builds the lookup from patterns, in the order given.
     pub fn new(patterns: &[FarmPattern]) -> Self {
-        Self(PatternMap::new(
-            patterns
-                .iter()
-                .map(|entry| (entry.pattern.as_str(), entry.farm.as_str())),
-        ))
+        Self {
+            patterns: PatternMap::new(
+                patterns
+                    .iter()
+                    .map(|entry| (entry.pattern.as_str(), entry.farm.as_str())),
+            ),
+            assigned: Arc::default(),
+        }
     }
 
-    /// Returns the farm of `device_id`, if a pattern gives one.
+    /// Returns the farm of `device_id`: its assignment if it has one, else the first pattern
+    /// that matches it.
     pub fn farm_of(&self, device_id: &str) -> Option<Arc<str>> {
-        self.0.lookup(device_id)
+        match self.assigned.get(device_id) {
+            Some(farm) => farm.clone(),
+            None => self.patterns.lookup(device_id),
+        }
+    }
+
+    /// Puts `device_id` in `farm`, or in no farm with `None`, whatever the patterns say.
+    pub fn assign(&self, device_id: &str, farm: Option<&str>) {
+        self.assigned
+            .insert(device_id.to_owned(), farm.map(Arc::from));
     }
 }
 
@@ -127,5 +148,19 @@ mod tests {
         }]);
         assert_eq!(farms.farm_of("feedbin-001").as_deref(), Some("odrc"));
         assert_eq!(farms.farm_of("machine-01"), None);
+    }
+
+    #[test]
+    fn assignment_overrides_pattern_in_every_clone() {
+        let farms = Farms::new(&[FarmPattern {
+            pattern: "feedbin-*".into(),
+            farm: "odrc".into(),
+        }]);
+        let shared = farms.clone();
+        farms.assign("feedbin-001", Some("north"));
+        farms.assign("feedbin-002", None);
+        assert_eq!(shared.farm_of("feedbin-001").as_deref(), Some("north"));
+        assert_eq!(shared.farm_of("feedbin-002"), None);
+        assert_eq!(shared.farm_of("feedbin-003").as_deref(), Some("odrc"));
     }
 }

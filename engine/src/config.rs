@@ -12,6 +12,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use valmetal_actors::{DeviceTypePattern, FarmPattern};
 
+pub use crate::auth::AuthConfig;
 pub use crate::notify::NotifyConfig;
 pub use crate::storage::config::StorageConfig;
 
@@ -24,6 +25,7 @@ pub const ENV_PREFIX: &str = "VALMETAL_";
 pub struct Config {
     pub mqtt: MqttConfig,
     pub http: HttpConfig,
+    pub auth: AuthConfig,
     pub storage: StorageConfig,
     pub rules: RulesConfig,
     pub actors: ActorsConfig,
@@ -117,6 +119,7 @@ impl Default for Config {
         Self {
             mqtt: MqttConfig::default(),
             http: HttpConfig::default(),
+            auth: AuthConfig::default(),
             storage: StorageConfig::default(),
             rules: RulesConfig::default(),
             actors: ActorsConfig::default(),
@@ -274,6 +277,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = self.mqtt.problems();
         problems.extend(self.storage.problems());
+        problems.extend(self.auth.problems());
         if self.actors.mailbox_capacity == 0 {
             problems.push("`actors.mailbox_capacity` must be at least 1".to_owned());
         }

@@ -13,6 +13,7 @@ use valmetal_actors::rules::RuleBook;
 use valmetal_actors::{ActorRuntime, ActorSetup, DeviceRegistry, DeviceTypes, Farms};
 use valmetal_ws_gateway::Hub;
 
+use crate::auth::{Auth, AuthSetupError};
 use crate::config::Config;
 use crate::events::{ALARM_QUEUE_CAPACITY, EngineEvents, OUTGOING_QUEUE_CAPACITY};
 use crate::http::{self, HttpError, HttpState};
@@ -21,6 +22,7 @@ use crate::notify::{self, Notifications, NotifyService, OutboxStore};
 use crate::rule_sources::RuleSources;
 use crate::rules_reload;
 use crate::storage::{Storage, StorageError};
+use crate::store::registration::RegistrationStore;
 use crate::store::{AlarmHistory, RuleStore, alarm_history};
 
 /// How long shutdown waits for open HTTP and WebSocket connections before closing them.
@@ -39,11 +41,16 @@ pub enum EngineError {
     StoredRules(#[from] sqlx::Error),
     #[error(transparent)]
     Notify(#[from] notify::NotifyError),
+    #[error(transparent)]
+    Auth(#[from] AuthSetupError),
+    #[error("cannot read the devices registered through the API: {0}")]
+    Registrations(sqlx::Error),
 }
 
 /// A running engine.
 pub struct RunningEngine {
     http_addr: SocketAddr,
+    auth: Arc<Auth>,
     hub: Arc<Hub>,
     registry: Arc<DeviceRegistry>,
     history: AlarmHistory,
@@ -87,7 +94,20 @@ impl RunningEngine {
     /// nothing is left running then.
     pub async fn start(config: &Config, rules: RuleBook) -> Result<Self, EngineError> {
         let metrics = metrics_handle();
+        let auth = Arc::new(Auth::start(&config.auth, &config.storage.data_dir)?);
         let mut storage = Storage::start(&config.storage).await?;
+        let farms = Farms::new(&config.farms);
+        let registrations = RegistrationStore::new(storage.database().clone());
+        let assigned = registrations
+            .assigned()
+            .await
+            .map_err(EngineError::Registrations)?;
+        for registration in &assigned {
+            farms.assign(
+                registration.device_id.as_str(),
+                registration.farm.as_deref(),
+            );
+        }
         let history = AlarmHistory::new(storage.database().clone());
         let rule_store = RuleStore::new(storage.database().clone());
         let stored_rules = RuleSources::load_stored(&rule_store).await?;
@@ -98,7 +118,7 @@ impl RunningEngine {
                     notify,
                     storage.database().clone(),
                     DeviceTypes::new(&config.device_types),
-                    Farms::new(&config.farms),
+                    farms.clone(),
                 )
                 .await?,
             ),
@@ -115,7 +135,13 @@ impl RunningEngine {
             workers => workers,
         };
         let runtime = ActorRuntime::start(workers)?;
-        let hub = Arc::new(Hub::new(config.gateway.max_queued_events));
+        let hub = Arc::new(Hub::with_farms(
+            config.gateway.max_queued_events,
+            farms.clone(),
+        ));
+        for registration in &assigned {
+            hub.register(&registration.device_id, &registration.device_type);
+        }
         let (alarm_queue, alarm_receiver) = mpsc::channel(ALARM_QUEUE_CAPACITY);
         let (outgoing, outgoing_receiver) = mpsc::channel(OUTGOING_QUEUE_CAPACITY);
         let alarm_writer = alarm_history::spawn_writer(history.clone(), alarm_receiver);
@@ -123,11 +149,11 @@ impl RunningEngine {
         let setup = ActorSetup {
             rules: RuleSources::merge(&rules, &stored_rules),
             device_types: DeviceTypes::new(&config.device_types),
-            farms: Farms::new(&config.farms),
+            farms: farms.clone(),
             events: Arc::new(EngineEvents::new(
                 Arc::clone(&hub),
                 shadow_queue.clone(),
-                Farms::new(&config.farms),
+                farms.clone(),
                 alarm_queue,
                 outgoing,
                 config.mqtt.topic_prefix.clone(),
@@ -159,6 +185,8 @@ impl RunningEngine {
         )
         .start();
         let state = Arc::new(HttpState {
+            auth: Arc::clone(&auth),
+            registrations,
             hub: Arc::clone(&hub),
             registry: Arc::clone(&registry),
             rules: Arc::clone(&rule_sources),
@@ -184,6 +212,7 @@ impl RunningEngine {
         info!(http.addr = %http_addr, workers, "Engine started");
         Ok(Self {
             http_addr,
+            auth,
             hub,
             registry,
             history,
@@ -201,6 +230,11 @@ impl RunningEngine {
     /// Returns the address the HTTP server listens on.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// Returns how callers are authenticated, with the local issuer in local mode.
+    pub fn auth(&self) -> &Arc<Auth> {
+        &self.auth
     }
 
     /// Returns the WebSocket hub, which keeps every device's current state.

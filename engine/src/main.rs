@@ -25,6 +25,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Rules(RulesCommand::Check { paths }) => cli::rules::check(&paths),
         Command::Rules(RulesCommand::Backtest(args)) => cli::rules::backtest(&args),
+        Command::Token(args) => cli::token::run(&args),
         command => run_async(command),
     };
     match result {
@@ -45,7 +46,9 @@ fn run_async(command: Command) -> anyhow::Result<()> {
             Command::Serve(args) => cli::serve::run(args).await,
             Command::Demo(args) => cli::demo::run(args).await,
             Command::Replay(args) => cli::replay::run(args).await,
-            Command::Rules(_) => unreachable!("rules commands run without a runtime"),
+            Command::Rules(_) | Command::Token(_) => {
+                unreachable!("rules and token commands run without a runtime")
+            }
         }
     })
 }

@@ -103,3 +103,15 @@ impl OutgoingMessagePublished {
         counter!(OUTGOING_PUBLISHED_TOTAL).increment(1);
     }
 }
+
+const AUTH_REJECTED_TOTAL: &str = "telemetry_auth_requests_rejected_total";
+
+/// A request to the API or the WebSocket was turned away; `reason` is the error code, such
+/// as `token_expired`.
+pub struct AuthRequestRejected(pub &'static str);
+
+impl AuthRequestRejected {
+    pub fn emit(self) {
+        counter!(AUTH_REJECTED_TOTAL, "reason" => self.0).increment(1);
+    }
+}

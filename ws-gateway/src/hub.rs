@@ -13,8 +13,11 @@ use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
 use valmetal_actors::rules::evaluator::MAX_UNACKNOWLEDGED;
 use valmetal_actors::rules::{Alarm, AlarmEvent, AlarmState, Transition};
-use valmetal_actors::{DesiredChange, DeviceId, DeviceSnapshot, PresenceChange, ShadowChange};
+use valmetal_actors::{
+    DesiredChange, DeviceId, DeviceSnapshot, Farms, PresenceChange, ShadowChange,
+};
 
+use crate::access::ClientAccess;
 use crate::client_queue::{ClientQueue, QueuedEvent};
 use crate::protocol::{DeviceState, DeviceUpdate, ServerMessage};
 use crate::telemetry::GatewayClientsCounted;
@@ -26,6 +29,8 @@ pub const DEFAULT_MAX_QUEUED_EVENTS: usize = 1024;
 pub struct Client {
     pub id: u64,
     pub queue: ClientQueue,
+    /// The farms the client may see, fixed for the connection's life.
+    pub access: ClientAccess,
     subscribes_all: AtomicBool,
     devices: Mutex<HashSet<DeviceId>>,
 }
@@ -45,6 +50,7 @@ impl Client {
 /// Device state and client subscriptions.
 pub struct Hub {
     views: DashMap<DeviceId, DeviceState>,
+    farms: Farms,
     clients: DashMap<u64, Arc<Client>>,
     all_subscribers: RwLock<Vec<Arc<Client>>>,
     device_subscribers: DashMap<DeviceId, Vec<Arc<Client>>>,
@@ -55,8 +61,15 @@ pub struct Hub {
 impl Hub {
     /// Creates a hub whose clients each queue at most `max_queued_events` alarm and status events.
     pub fn new(max_queued_events: usize) -> Self {
+        Self::with_farms(max_queued_events, Farms::default())
+    }
+
+    /// Creates a hub that files each device under the farm `farms` gives it, so clients
+    /// limited to some farms see only those devices.
+    pub fn with_farms(max_queued_events: usize, farms: Farms) -> Self {
         Self {
             views: DashMap::new(),
+            farms,
             clients: DashMap::new(),
             all_subscribers: RwLock::new(Vec::new()),
             device_subscribers: DashMap::new(),
@@ -78,16 +91,22 @@ impl Hub {
             last_seen: change.last_seen,
             online: change.online,
         };
-        self.apply_to_view(&update);
-        self.for_each_subscriber(&update.device, |client| client.queue.push_update(&update));
+        let farm = self.apply_to_view(&update);
+        self.for_each_subscriber(&update.device, farm.as_deref(), |client| {
+            client.queue.push_update(&update)
+        });
     }
 
     /// Records an alarm transition and queues it for every subscriber of the device.
     pub fn publish_alarm(&self, event: &AlarmEvent) {
         let alarm = &event.alarm;
-        if let Some(mut view) = self.views.get_mut(&alarm.device) {
-            apply_alarm(&mut view.alarms, event);
-        }
+        let farm = match self.views.get_mut(&alarm.device) {
+            Some(mut view) => {
+                apply_alarm(&mut view.alarms, event);
+                view.farm.clone()
+            }
+            None => self.farms.farm_of(alarm.device.as_str()),
+        };
         let text: Arc<str> = ServerMessage::Alarm {
             transition: event.transition,
             alarm,
@@ -95,7 +114,7 @@ impl Hub {
         }
         .to_json()
         .into();
-        self.for_each_subscriber(&alarm.device, |client| {
+        self.for_each_subscriber(&alarm.device, farm.as_deref(), |client| {
             client
                 .queue
                 .push_event(QueuedEvent::Text(Arc::clone(&text)))
@@ -111,11 +130,15 @@ impl Hub {
 
     /// Records a change of desired values and queues it for every subscriber of the device.
     pub fn publish_desired(&self, change: &DesiredChange) {
-        if let Some(mut view) = self.views.get_mut(&change.device) {
-            view.desired = change.desired.clone();
-            view.delta = change.delta.clone();
-            view.version = view.version.max(change.version);
-        }
+        let farm = match self.views.get_mut(&change.device) {
+            Some(mut view) => {
+                view.desired = change.desired.clone();
+                view.delta = change.delta.clone();
+                view.version = view.version.max(change.version);
+                view.farm.clone()
+            }
+            None => self.farms.farm_of(change.device.as_str()),
+        };
         let message = ServerMessage::Desired {
             device: &change.device,
             version: change.version,
@@ -123,7 +146,7 @@ impl Hub {
             delta: &change.delta,
         };
         let text: Arc<str> = message.to_json().into();
-        self.for_each_subscriber(&change.device, |client| {
+        self.for_each_subscriber(&change.device, farm.as_deref(), |client| {
             client
                 .queue
                 .push_event(QueuedEvent::Text(Arc::clone(&text)))
@@ -139,6 +162,7 @@ impl Hub {
             .or_insert_with(|| DeviceState {
                 device: change.device.clone(),
                 device_type: Arc::clone(&change.device_type),
+                farm: self.farms.farm_of(change.device.as_str()),
                 version: 0,
                 reported: Vec::new(),
                 desired: Vec::new(),
@@ -149,6 +173,7 @@ impl Hub {
                 alarms: Vec::new(),
             });
         view.online = change.online;
+        let farm = view.farm.clone();
         drop(view);
         let message = ServerMessage::Status {
             device: &change.device,
@@ -156,7 +181,7 @@ impl Hub {
             last_seen: change.last_seen,
         };
         let text: Arc<str> = message.to_json().into();
-        self.for_each_subscriber(&change.device, |client| {
+        self.for_each_subscriber(&change.device, farm.as_deref(), |client| {
             client
                 .queue
                 .push_event(QueuedEvent::Text(Arc::clone(&text)))
@@ -167,6 +192,7 @@ impl Hub {
     /// Meant for start-up, before clients subscribe, so nothing is sent.
     pub fn restore(&self, snapshot: DeviceSnapshot) {
         let mut state = DeviceState {
+            farm: self.farms.farm_of(snapshot.device.as_str()),
             device: snapshot.device.clone(),
             device_type: snapshot.device_type,
             version: snapshot.version,
@@ -182,13 +208,56 @@ impl Hub {
         self.views.insert(snapshot.device, state);
     }
 
-    fn apply_to_view(&self, update: &DeviceUpdate) {
+    /// Puts `device` in `farm`, or in none, for the view and for devices not seen yet.
+    /// Clients already subscribed to the device keep their subscription until they
+    /// resubscribe; what they are sent from now on follows the new farm.
+    pub fn assign_farm(&self, device: &DeviceId, farm: Option<&str>) {
+        self.farms.assign(device.as_str(), farm);
+        if let Some(mut view) = self.views.get_mut(device) {
+            view.farm = farm.map(Arc::from);
+        }
+    }
+
+    /// Lists a device that has not reported yet, as registered through the API, so
+    /// dashboards show it offline until its first frame.
+    pub fn register(&self, device: &DeviceId, device_type: &str) {
+        let mut view = self
+            .views
+            .entry(device.clone())
+            .or_insert_with(|| DeviceState {
+                device: device.clone(),
+                device_type: Arc::from(device_type),
+                farm: self.farms.farm_of(device.as_str()),
+                version: 0,
+                reported: Vec::new(),
+                desired: Vec::new(),
+                delta: Vec::new(),
+                last_frame_ts: None,
+                last_seen: None,
+                online: false,
+                alarms: Vec::new(),
+            });
+        view.device_type = Arc::from(device_type);
+        view.farm = self.farms.farm_of(device.as_str());
+    }
+
+    /// Returns the farm of `device`, whether or not it has reported.
+    pub fn farm_of(&self, device: &DeviceId) -> Option<Arc<str>> {
+        match self.views.get(device) {
+            Some(view) => view.farm.clone(),
+            None => self.farms.farm_of(device.as_str()),
+        }
+    }
+
+    /// Folds `update` into the device's view and returns the device's farm.
+    fn apply_to_view(&self, update: &DeviceUpdate) -> Option<Arc<str>> {
         let mut view = self
             .views
             .entry(update.device.clone())
             .or_insert_with(|| DeviceState {
                 device: update.device.clone(),
                 device_type: Arc::clone(&update.device_type),
+                farm: self.farms.farm_of(update.device.as_str()),
                 version: 0,
                 reported: Vec::new(),
                 desired: Vec::new(),
@@ -211,14 +280,26 @@ impl Hub {
         if !view.desired.is_empty() {
             view.delta = delta_of(&view);
         }
+        view.farm.clone()
     }
 
-    fn for_each_subscriber(&self, device: &DeviceId, mut action: impl FnMut(&Client)) {
-        for client in self.all_subscribers.read().iter() {
+    /// Runs `action` for every client subscribed to `device` that may see devices of `farm`.
+    fn for_each_subscriber(
+        &self,
+        device: &DeviceId,
+        farm: Option<&str>,
+        mut action: impl FnMut(&Client),
+    ) {
+        let visible = |client: &&Arc<Client>| client.access.sees(farm);
+        for client in self.all_subscribers.read().iter().filter(visible) {
             action(client);
         }
         if let Some(clients) = self.device_subscribers.get(device) {
-            for client in clients.iter().filter(|client| !client.subscribes_all()) {
+            for client in clients
+                .iter()
+                .filter(|client| !client.subscribes_all())
+                .filter(visible)
+            {
                 action(client);
             }
         }
@@ -226,12 +307,18 @@ impl Hub {
 
     // === clients ===
 
-    /// Registers a new client with an empty subscription.
+    /// Registers a new client that sees every device, with an empty subscription.
     pub fn connect(&self) -> Arc<Client> {
+        self.connect_with(ClientAccess::everything())
+    }
+
+    /// Registers a new client limited by `access`, with an empty subscription.
+    pub fn connect_with(&self, access: ClientAccess) -> Arc<Client> {
         let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
         let client = Arc::new(Client {
             id,
             queue: ClientQueue::new(self.max_queued_events),
+            access,
             subscribes_all: AtomicBool::new(false),
             devices: Mutex::new(HashSet::new()),
         });
@@ -310,12 +397,30 @@ impl Hub {
     /// Returns the state of the given devices, or of all devices, sorted by device id.
     /// Devices that have not reported yet are left out.
     pub fn device_states(&self, devices: Option<&[DeviceId]>) -> Vec<DeviceState> {
+        self.visible_device_states(devices, &ClientAccess::everything())
+    }
+
+    /// Returns the state of the given devices, or of all devices, that `access` may see,
+    /// sorted by device id.
+    pub fn visible_device_states(
+        &self,
+        devices: Option<&[DeviceId]>,
+        access: &ClientAccess,
+    ) -> Vec<DeviceState> {
+        let visible = |view: &DeviceState| access.sees(view.farm.as_deref());
         let mut states: Vec<DeviceState> = match devices {
             Some(devices) => devices
                 .iter()
-                .filter_map(|device| self.views.get(device).map(|view| view.clone()))
+                .filter_map(|device| self.views.get(device))
+                .filter(|view| visible(view))
+                .map(|view| view.clone())
                 .collect(),
-            None => self.views.iter().map(|view| view.clone()).collect(),
+            None => self
+                .views
+                .iter()
+                .filter(|view| visible(view))
+                .map(|view| view.clone())
+                .collect(),
         };
         states.sort_by(|left, right| left.device.cmp(&right.device));
         states

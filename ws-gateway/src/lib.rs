@@ -6,12 +6,14 @@
 //! proportional to the devices it watches, never to the frame rate. The wire protocol is
 //! described in `docs/websocket-protocol.md`.
 
+pub mod access;
 pub mod client_queue;
 pub mod hub;
 pub mod protocol;
 pub mod server;
 pub mod telemetry;
 
+pub use access::ClientAccess;
 pub use client_queue::ClientQueue;
 pub use hub::{Client, Hub};
 pub use server::router;

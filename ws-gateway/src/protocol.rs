@@ -37,6 +37,8 @@ pub struct Selection {
 pub struct DeviceState {
     pub device: DeviceId,
     pub device_type: Arc<str>,
+    /// The farm the device belongs to, which decides who may see it.
+    pub farm: Option<Arc<str>>,
     pub version: u64,
     #[serde(serialize_with = "serialize_key_map")]
     pub reported: Vec<(Arc<str>, ReportedValue)>,
@@ -132,6 +134,8 @@ pub enum ServerMessage<'a> {
 pub enum ErrorCode {
     InvalidMessage,
     InvalidDeviceId,
+    /// The device is unknown, or outside the farms the client's token grants.
+    DeviceNotPermitted,
 }
 
 impl ServerMessage<'_> {

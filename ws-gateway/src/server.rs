@@ -4,16 +4,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
+use axum::{Extension, Router};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tracing::{Instrument, debug, info_span};
 use valmetal_actors::DeviceId;
 
+use crate::access::{ClientAccess, TOKEN_EXPIRED_CLOSE_CODE};
 use crate::client_queue::{Outgoing, QueuedEvent};
 use crate::hub::{Client, Hub};
 use crate::protocol::{
@@ -32,14 +33,22 @@ pub fn router(hub: Arc<Hub>) -> Router {
     Router::new().route("/ws", get(upgrade)).with_state(hub)
 }
 
-async fn upgrade(socket: WebSocketUpgrade, State(hub): State<Arc<Hub>>) -> Response {
+/// Upgrades to a WebSocket. The layer in front of `/ws` may limit the client with a
+/// [`ClientAccess`] extension; without one the client sees every device.
+async fn upgrade(
+    socket: WebSocketUpgrade,
+    State(hub): State<Arc<Hub>>,
+    access: Option<Extension<ClientAccess>>,
+) -> Response {
+    let access = access.map(|Extension(access)| access).unwrap_or_default();
     socket
         .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
-        .on_upgrade(move |socket| serve_client(hub, socket))
+        .on_upgrade(move |socket| serve_client(hub, socket, access))
 }
 
-async fn serve_client(hub: Arc<Hub>, socket: WebSocket) {
-    let client = hub.connect();
+async fn serve_client(hub: Arc<Hub>, socket: WebSocket, access: ClientAccess) {
+    let expires_at = access.expires_at;
+    let client = hub.connect_with(access);
     let span = info_span!("ws_client", client.id = client.id);
     async move {
         debug!("Dashboard client connected");
@@ -54,13 +63,40 @@ async fn serve_client(hub: Arc<Hub>, socket: WebSocket) {
             .push_event(QueuedEvent::Text(hello.to_json().into()));
         let writer =
             tokio::spawn(write_loop(Arc::clone(&hub), Arc::clone(&client), sink).in_current_span());
-        read_loop(&hub, &client, stream).await;
+        let expired = tokio::select! {
+            () = read_loop(&hub, &client, stream) => false,
+            () = sleep_until_ms(expires_at) => true,
+        };
         hub.disconnect(&client);
-        let _ = writer.await;
-        debug!("Dashboard client disconnected");
+        if let Ok(Some(sink)) = writer.await {
+            close(sink, expired).await;
+        }
+        debug!(expired, "Dashboard client disconnected");
     }
     .instrument(span)
     .await;
+}
+
+/// Waits until the Unix time `at` in milliseconds, or forever without one.
+async fn sleep_until_ms(at: Option<i64>) {
+    match at {
+        Some(at) => {
+            let left = at.saturating_sub(valmetal_actors::clock::now_ms()).max(0);
+            let left = std::time::Duration::from_millis(u64::try_from(left).unwrap_or(0));
+            tokio::time::sleep(left).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Closes the connection, saying why when the token expired.
+async fn close(mut sink: SplitSink<WebSocket, Message>, expired: bool) {
+    let frame = expired.then(|| CloseFrame {
+        code: TOKEN_EXPIRED_CLOSE_CODE,
+        reason: "token expired; sign in again".into(),
+    });
+    let _ = sink.send(Message::Close(frame)).await;
+    let _ = sink.close().await;
 }
 
 // === reading ===
@@ -102,6 +138,7 @@ fn handle_message(hub: &Hub, client: &Arc<Client>, text: &str) {
     match message {
         ClientMessage::Subscribe(selection) => {
             let devices = valid_devices(client, &selection);
+            let devices = permitted_devices(hub, client, devices);
             hub.subscribe(client, selection.all, devices);
         }
         ClientMessage::Unsubscribe(selection) => {
@@ -127,10 +164,28 @@ fn valid_devices(client: &Client, selection: &Selection) -> Vec<DeviceId> {
     devices
 }
 
+/// Returns the devices of `devices` the client may see, replying to each other one with an
+/// error that does not say whether the device exists.
+fn permitted_devices(hub: &Hub, client: &Client, devices: Vec<DeviceId>) -> Vec<DeviceId> {
+    if client.access.farms.is_none() {
+        return devices;
+    }
+    let (permitted, refused): (Vec<_>, Vec<_>) = devices
+        .into_iter()
+        .partition(|device| client.access.sees(hub.farm_of(device).as_deref()));
+    for device in refused {
+        let message =
+            format!("device `{device}` is unknown or outside the farms your sign-in grants");
+        reject(client, ErrorCode::DeviceNotPermitted, &message);
+    }
+    permitted
+}
+
 fn reject(client: &Client, code: ErrorCode, message: &str) {
     let label = match code {
         ErrorCode::InvalidMessage => "invalid_message",
         ErrorCode::InvalidDeviceId => "invalid_device_id",
+        ErrorCode::DeviceNotPermitted => "device_not_permitted",
     };
     GatewayClientMessageRejected(label).emit();
     debug!(code = label, message, "Dashboard message rejected");
@@ -144,7 +199,13 @@ fn reject(client: &Client, code: ErrorCode, message: &str) {
 /// covered is not sent after it.
 type SentVersions = HashMap<DeviceId, u64>;
 
-async fn write_loop(hub: Arc<Hub>, client: Arc<Client>, mut sink: SplitSink<WebSocket, Message>) {
+/// Sends the client's queue until it closes, then hands the sink back for the closing
+/// frame; `None` when a write failed and the connection is gone.
+async fn write_loop(
+    hub: Arc<Hub>,
+    client: Arc<Client>,
+    mut sink: SplitSink<WebSocket, Message>,
+) -> Option<SplitSink<WebSocket, Message>> {
     let mut sent = SentVersions::new();
     loop {
         let items = client.queue.take(WRITE_BATCH).await;
@@ -158,17 +219,17 @@ async fn write_loop(hub: Arc<Hub>, client: Arc<Client>, mut sink: SplitSink<WebS
             if let Err(error) = sink.feed(Message::Text(text.into())).await {
                 debug!(%error, "Dashboard client write failed");
                 client.queue.close();
-                return;
+                return None;
             }
             GatewayMessageSent(kind).emit();
         }
         if let Err(error) = sink.flush().await {
             debug!(%error, "Dashboard client flush failed");
             client.queue.close();
-            return;
+            return None;
         }
     }
-    let _ = sink.close().await;
+    Some(sink)
 }
 
 fn render(
@@ -189,13 +250,16 @@ fn render(
         Outgoing::Event(QueuedEvent::Text(text)) => Some(("event", text.to_string())),
         Outgoing::Event(QueuedEvent::Snapshot(Some(devices))) => Some((
             "snapshot",
-            snapshot(&hub.device_states(Some(&devices)), sent),
+            snapshot(
+                &hub.visible_device_states(Some(&devices), &client.access),
+                sent,
+            ),
         )),
         Outgoing::Event(QueuedEvent::Snapshot(None)) | Outgoing::Resync => {
             let states = if client.subscribes_all() {
-                hub.device_states(None)
+                hub.visible_device_states(None, &client.access)
             } else {
-                hub.device_states(Some(&client.devices()))
+                hub.visible_device_states(Some(&client.devices()), &client.access)
             };
             Some(("snapshot", snapshot(&states, sent)))
         }

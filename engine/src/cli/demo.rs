@@ -42,7 +42,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let rules = demo_rules(args.speed, args.machine_speed)?;
     let engine = RunningEngine::start(&config, rules).await?;
     println!();
-    println!("  Dashboard:   http://{}/", browsable(engine.http_addr()));
+    super::token::print_sign_in(engine.auth(), engine.http_addr(), Some("odrc"))?;
     println!(
         "  MQTT broker: {} (topics {}/{{device_id}}/telemetry)",
         args.mqtt_addr, config.mqtt.topic_prefix

@@ -4,6 +4,7 @@ pub mod demo;
 pub mod replay;
 pub mod rules;
 pub mod serve;
+pub mod token;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,6 +31,29 @@ pub enum Command {
     /// Work with alarm rule files.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Print a sign-in token of the engine's local issuer (`auth.mode = "local"`), for the
+    /// dashboard (`http://HOST:PORT/#token=TOKEN`) or the API (`Authorization: Bearer`).
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Role: admin, operator or farm_viewer.
+    #[arg(long, default_value = "admin")]
+    pub role: String,
+    /// A farm the token grants; repeat for several. Required except for admins.
+    #[arg(long)]
+    pub farm: Vec<String>,
+    /// The user's name, recorded on their actions. Default: the role.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Configuration file (TOML), for `auth.token_ttl` and `storage.data_dir`.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Data directory whose key signs the token; overrides `storage.data_dir`. Use the
+    /// engine's own: `.valmetal` for `serve`, `.valmetal/demo` for `demo`.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

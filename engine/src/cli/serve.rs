@@ -28,10 +28,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let engine = RunningEngine::start(&config, rules).await?;
-    println!(
-        "Dashboard: http://{}/",
-        super::demo::browsable(engine.http_addr())
-    );
+    super::token::print_sign_in(engine.auth(), engine.http_addr(), None)?;
     shutdown_signal().await;
     engine.shutdown().await;
     Ok(())

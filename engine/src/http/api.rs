@@ -1,21 +1,15 @@
-//! The REST API under `/api/v1/`: devices and alarms, read from the hub and the alarm history.
-
-use std::sync::Arc;
+//! What every handler of the REST API under `/api/v1/` shares: the JSON error shape, the
+//! extractors that reply in it, and the farm checks made with the caller's [`Principal`].
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
-use valmetal_actors::rules::{Alarm, AlarmAction, AlarmCommand, AlarmState, CommandError};
-use valmetal_actors::{DesiredUpdateError, DeviceId};
-use valmetal_ws_gateway::protocol::DeviceState;
+use serde::Serialize;
+use valmetal_actors::DeviceId;
 
 use super::HttpState;
-
-/// Default and maximum number of alarm history rows per request.
-const DEFAULT_ALARM_LIMIT: u32 = 100;
-const MAX_ALARM_LIMIT: u32 = 1000;
+use crate::auth::Principal;
 
 /// A JSON error body: `{"error": {"code": ..., "message": ...}}`.
 #[derive(Debug, Serialize)]
@@ -123,212 +117,6 @@ where
     }
 }
 
-#[derive(Serialize)]
-struct DeviceBody<'a> {
-    #[serde(flatten)]
-    state: &'a DeviceState,
-    alarms: &'a [Alarm],
-}
-
-pub async fn list_devices(State(state): State<Arc<HttpState>>) -> Response {
-    let devices = state.hub.device_states(None);
-    let bodies: Vec<_> = devices
-        .iter()
-        .map(|device| DeviceBody {
-            state: device,
-            alarms: &device.alarms,
-        })
-        .collect();
-    Json(serde_json::json!({ "devices": bodies })).into_response()
-}
-
-pub async fn get_device(
-    State(state): State<Arc<HttpState>>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let device = parse_device(&id)?;
-    let device_state = state.hub.device_state(&device).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "device_not_found",
-            format!("device `{device}` has not reported yet"),
-        )
-    })?;
-    Ok(Json(DeviceBody {
-        state: &device_state,
-        alarms: &device_state.alarms,
-    })
-    .into_response())
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlarmQuery {
-    /// `true`: the alarms active now.
-    #[serde(default)]
-    active: bool,
-    /// `true`: the alarms no operator has acknowledged, active or cleared.
-    #[serde(default)]
-    unacknowledged: bool,
-    device: Option<String>,
-    /// An alarm id: the history of that alarm alone.
-    alarm: Option<String>,
-    limit: Option<u32>,
-}
-
-pub async fn list_alarms(
-    State(state): State<Arc<HttpState>>,
-    ApiQuery(query): ApiQuery<AlarmQuery>,
-) -> Result<Response, ApiError> {
-    let device = query.device.as_deref().map(parse_device).transpose()?;
-    if query.active || query.unacknowledged {
-        let devices = device.map(|device| vec![device]);
-        let states = state.hub.device_states(devices.as_deref());
-        let alarms: Vec<&Alarm> = states
-            .iter()
-            .flat_map(|device| device.alarms.iter())
-            .filter(|alarm| !query.active || alarm.state == AlarmState::Active)
-            .filter(|alarm| !query.unacknowledged || alarm.acknowledged.is_none())
-            .collect();
-        return Ok(Json(serde_json::json!({ "alarms": alarms })).into_response());
-    }
-    let limit = query.limit.unwrap_or(DEFAULT_ALARM_LIMIT);
-    if !(1..=MAX_ALARM_LIMIT).contains(&limit) {
-        let message = format!("`limit` is {limit}; use 1 to {MAX_ALARM_LIMIT}");
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_limit",
-            message,
-        ));
-    }
-    let records = state
-        .history
-        .recent(
-            limit,
-            device.as_ref().map(DeviceId::as_str),
-            query.alarm.as_deref(),
-        )
-        .await
-        .map_err(|error| {
-            tracing::error!(%error, "Alarm history query failed");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                "the alarm history could not be read; retry shortly",
-            )
-        })?;
-    Ok(Json(serde_json::json!({ "events": records })).into_response())
-}
-
-/// Body of an operator's request on an alarm.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlarmActionBody {
-    /// Name of the operator acting; recorded in the alarm.
-    by: String,
-    /// For `shelve`: until when, RFC 3339.
-    until: Option<String>,
-    /// For `shelve`: for how long, e.g. `"2h"`, instead of `until`.
-    #[serde(rename = "for")]
-    duration: Option<String>,
-}
-
-/// Path of one alarm: its id is `{device}/{rule}/{raised_at}`.
-#[derive(Debug, Deserialize)]
-pub struct AlarmPath {
-    device: String,
-    rule: String,
-    raised_at: i64,
-}
-
-pub async fn get_alarm(
-    State(state): State<Arc<HttpState>>,
-    ApiPath(path): ApiPath<AlarmPath>,
-) -> Result<Response, ApiError> {
-    let id = format!("{}/{}/{}", path.device, path.rule, path.raised_at);
-    let alarm = state.hub.alarm(&id).ok_or_else(|| alarm_not_found(&id))?;
-    let mut body = serde_json::to_value(&alarm).unwrap_or_default();
-    if let Some(notifications) = super::notify_api::of_alarm(&state, &id).await {
-        body["notifications"] = notifications;
-    }
-    Ok(Json(body).into_response())
-}
-
-pub async fn act_on_alarm(
-    State(state): State<Arc<HttpState>>,
-    ApiPath((device, rule, raised_at, action)): ApiPath<(String, String, i64, String)>,
-    JsonBody(body): JsonBody<AlarmActionBody>,
-) -> Result<Response, ApiError> {
-    let id = format!("{device}/{rule}/{raised_at}");
-    let by = body.by.trim();
-    if by.is_empty() || by.len() > 128 {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            "`by` must name who acts, 1 to 128 characters",
-        ));
-    }
-    let action = parse_action(&action, &body)?;
-    let command = AlarmCommand {
-        alarm_id: id.clone(),
-        action,
-        by: Arc::from(by),
-    };
-    match state.registry.command_alarm(command).await {
-        Ok(event) => Ok(Json(event).into_response()),
-        Err(CommandError::NotFound(_)) => Err(alarm_not_found(&id)),
-        Err(error @ CommandError::Conflict { .. }) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "alarm_state_conflict",
-            error.to_string(),
-        )),
-    }
-}
-
-fn parse_action(action: &str, body: &AlarmActionBody) -> Result<AlarmAction, ApiError> {
-    let invalid = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message);
-    match action {
-        "acknowledge" => Ok(AlarmAction::Acknowledge),
-        "clear" => Ok(AlarmAction::Clear),
-        "unshelve" => Ok(AlarmAction::Unshelve),
-        "shelve" => {
-            let until =
-                match (&body.until, &body.duration) {
-                    (Some(until), None) => chrono::DateTime::parse_from_rfc3339(until)
-                        .map_err(|error| {
-                            invalid(format!("`until` \"{until}\" is not RFC 3339 ({error})"))
-                        })?
-                        .timestamp_millis(),
-                    (None, Some(duration)) => {
-                        let duration = humantime::parse_duration(duration).map_err(|error| {
-                            invalid(format!(
-                                "`for` \"{duration}\" is not a duration such as \"2h\" ({error})"
-                            ))
-                        })?;
-                        valmetal_actors::clock::now_ms()
-                            + i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 2)
-                    }
-                    _ => return Err(invalid(
-                        "shelving needs exactly one of `until` (RFC 3339) or `for` (e.g. \"2h\")"
-                            .to_owned(),
-                    )),
-                };
-            if until <= valmetal_actors::clock::now_ms() {
-                return Err(invalid(
-                    "the shelving end is already past; give a future `until` or a positive `for`"
-                        .to_owned(),
-                ));
-            }
-            Ok(AlarmAction::Shelve { until })
-        }
-        other => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("unknown alarm action `{other}`; use acknowledge, clear, shelve or unshelve"),
-        )),
-    }
-}
-
 /// Parses a device id from a path or query, as a 400 `invalid_device_id` when it is invalid.
 pub(super) fn parse_device(id: &str) -> Result<DeviceId, ApiError> {
     DeviceId::parse(id).map_err(|error| {
@@ -340,85 +128,78 @@ pub(super) fn parse_device(id: &str) -> Result<DeviceId, ApiError> {
     })
 }
 
-fn alarm_not_found(id: &str) -> ApiError {
+/// Returns the device if `principal` may see it; a device outside the caller's farms
+/// answers exactly as an unknown one, so its existence is not revealed.
+///
+/// # Errors
+///
+/// Returns 400 `invalid_device_id` or 404 `device_not_found`.
+pub(super) fn visible_device(
+    state: &HttpState,
+    principal: &Principal,
+    id: &str,
+) -> Result<DeviceId, ApiError> {
+    let device = parse_device(id)?;
+    if principal.can_see(state.hub.farm_of(&device).as_deref()) {
+        Ok(device)
+    } else {
+        Err(device_not_found(&device))
+    }
+}
+
+/// Returns the device if `principal` may change it.
+///
+/// # Errors
+///
+/// Returns 404 `device_not_found` outside the caller's farms and 403 `forbidden` for a
+/// viewer inside them.
+pub(super) fn changeable_device(
+    state: &HttpState,
+    principal: &Principal,
+    id: &str,
+    what: &str,
+) -> Result<DeviceId, ApiError> {
+    let device = visible_device(state, principal, id)?;
+    if principal.can_change(state.hub.farm_of(&device).as_deref()) {
+        Ok(device)
+    } else {
+        Err(crate::auth::error::forbidden(what))
+    }
+}
+
+/// The 404 reply for a device that has not reported, or that the caller may not see.
+pub(super) fn device_not_found(device: &DeviceId) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "alarm_not_found",
-        format!("alarm `{id}` is not open or awaiting acknowledgement"),
+        "device_not_found",
+        format!("device `{device}` has not reported yet, or is outside your farms"),
     )
 }
 
-/// Body of a change of desired values.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DesiredBody {
-    /// New desired values by key; `null` removes a key's desired value.
-    desired: serde_json::Map<String, serde_json::Value>,
+/// The 503 reply when a store read fails; the cause is logged, not sent.
+pub(super) fn store_unavailable(what: &str, error: &sqlx::Error) -> ApiError {
+    tracing::error!(%error, "{what} query failed");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        format!("the {what} could not be read or written; retry shortly"),
+    )
 }
 
-pub async fn update_desired(
-    State(state): State<Arc<HttpState>>,
-    Path(id): Path<String>,
-    JsonBody(body): JsonBody<DesiredBody>,
-) -> Result<Response, ApiError> {
-    let device = parse_device(&id)?;
-    if body.desired.is_empty() {
-        return Err(ApiError::new(
+/// Checks a page size against its bounds.
+///
+/// # Errors
+///
+/// Returns 400 `invalid_limit` naming the value and the range.
+pub(super) fn page_limit(limit: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(default);
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "invalid_body",
-            "`desired` is empty; name at least one key",
-        ));
+            "invalid_limit",
+            format!("`limit` is {limit}; use 1 to {max}"),
+        ))
     }
-    let mut changes = Vec::with_capacity(body.desired.len());
-    for (key, value) in body.desired {
-        let value =
-            match value {
-                serde_json::Value::Null => None,
-                other => Some(crate::ingest::payload::decode_value(&key, other).map_err(
-                    |reason| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", reason),
-                )?),
-            };
-        changes.push((Arc::<str>::from(key), value));
-    }
-    let change = match state.registry.update_desired(&device, changes).await {
-        Ok(change) => change,
-        Err(DesiredUpdateError::NotFound) => {
-            let message = format!("device `{device}` has not reported yet");
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "device_not_found",
-                message,
-            ));
-        }
-        Err(error @ DesiredUpdateError::TooManyKeys(_)) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                error.to_string(),
-            ));
-        }
-        Err(error @ DesiredUpdateError::Stopped) => {
-            tracing::error!(device.id = %device, %error, "Device actor did not take a desired change");
-            let message = "the device's actor stopped; retry shortly";
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "device_unavailable",
-                message,
-            ));
-        }
-    };
-    let desired: serde_json::Map<String, serde_json::Value> = change
-        .desired
-        .iter()
-        .map(|(key, value)| (key.to_string(), serde_json::json!(value)))
-        .collect();
-    let delta: serde_json::Map<String, serde_json::Value> = change
-        .delta
-        .iter()
-        .map(|(key, value)| (key.to_string(), serde_json::json!(value)))
-        .collect();
-    Ok(
-        Json(serde_json::json!({ "version": change.version, "desired": desired, "delta": delta }))
-            .into_response(),
-    )
 }

@@ -1,10 +1,14 @@
 //! The engine's HTTP port: dashboard, WebSocket (`/ws`), REST API (`/api/v1/`), Prometheus
 //! metrics (`/metrics`), and health (`/healthz`, `/readyz`).
 
+pub mod alarms_api;
 pub mod api;
 pub mod assets;
+pub mod devices_api;
 pub mod notify_api;
+pub mod openapi;
 pub mod rules_api;
+pub mod session_api;
 pub mod telemetry_api;
 
 use std::net::SocketAddr;
@@ -15,15 +19,22 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use valmetal_ws_gateway::Hub;
 
+use crate::auth::Auth;
+use crate::auth::layer::authenticate;
 use crate::store::AlarmHistory;
+use crate::store::registration::RegistrationStore;
 
 /// Shared state of the handlers.
 pub struct HttpState {
+    /// How callers are checked; the layer in front of the API and `/ws` uses it.
+    pub auth: Arc<Auth>,
+    /// Devices registered or changed through the API.
+    pub registrations: RegistrationStore,
     pub hub: Arc<Hub>,
     pub registry: Arc<valmetal_actors::DeviceRegistry>,
     pub rules: Arc<crate::rule_sources::RuleSources>,
@@ -66,36 +77,69 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
         })
 }
 
-/// Builds every route of the HTTP port.
+/// Builds every route of the HTTP port. The API and `/ws` sit behind the authentication
+/// layer; the dashboard's files, the OpenAPI document, the local issuer's keys, metrics and
+/// health checks do not.
 pub fn router(state: Arc<HttpState>) -> Router {
-    let mut router = Router::new()
+    let protected = api_routes()
+        .with_state(Arc::clone(&state))
+        .merge(valmetal_ws_gateway::router(Arc::clone(&state.hub)))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state.auth),
+            authenticate,
+        ));
+    let mut public = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/api/v1/devices", get(api::list_devices))
-        .route("/api/v1/devices/{id}", get(api::get_device))
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/api/v1/auth/jwks.json", get(session_api::jwks));
+    for asset in &assets::ASSETS {
+        public = public.route(
+            asset.path,
+            get(move || async move { assets::respond(asset) }),
+        );
+    }
+    public
+        .fallback(not_found)
+        .with_state(state)
+        .merge(protected)
+}
+
+/// The routes of `/api/v1/` that need a signed-in caller.
+fn api_routes() -> Router<Arc<HttpState>> {
+    Router::new()
+        .route("/api/v1/me", get(session_api::me))
+        .route(
+            "/api/v1/devices",
+            get(devices_api::list_devices).post(devices_api::register_device),
+        )
+        .route(
+            "/api/v1/devices/{id}",
+            get(devices_api::get_device).patch(devices_api::update_device),
+        )
         .route(
             "/api/v1/devices/{id}/telemetry",
             get(telemetry_api::device_history),
         )
         .route(
             "/api/v1/devices/{id}/desired",
-            axum::routing::put(api::update_desired),
+            put(devices_api::update_desired),
         )
         .route("/api/v1/rules", get(rules_api::list_rules))
         .route("/api/v1/rules/validate", post(rules_api::validate_rules))
         .route(
             "/api/v1/rules/{device_type}",
-            axum::routing::put(rules_api::store_rules).delete(rules_api::remove_rules),
+            put(rules_api::store_rules).delete(rules_api::remove_rules),
         )
-        .route("/api/v1/alarms", get(api::list_alarms))
+        .route("/api/v1/alarms", get(alarms_api::list_alarms))
         .route(
             "/api/v1/alarms/{device}/{rule}/{raised_at}",
-            get(api::get_alarm),
+            get(alarms_api::get_alarm),
         )
         .route(
             "/api/v1/alarms/{device}/{rule}/{raised_at}/{action}",
-            post(api::act_on_alarm),
+            post(alarms_api::act_on_alarm),
         )
         .route("/api/v1/notifications", get(notify_api::list_notifications))
         .route(
@@ -104,18 +148,8 @@ pub fn router(state: Arc<HttpState>) -> Router {
         )
         .route(
             "/api/v1/notifications/maintenance/{id}",
-            axum::routing::delete(notify_api::remove_maintenance),
-        );
-    for asset in &assets::ASSETS {
-        router = router.route(
-            asset.path,
-            get(move || async move { assets::respond(asset) }),
-        );
-    }
-    router
-        .fallback(not_found)
-        .with_state(Arc::clone(&state))
-        .merge(valmetal_ws_gateway::router(Arc::clone(&state.hub)))
+            delete(notify_api::remove_maintenance),
+        )
 }
 
 async fn healthz() -> Response {

@@ -4,15 +4,17 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use valmetal_actors::clock::now_ms;
 
 use super::HttpState;
 use super::api::{ApiError, ApiPath, ApiQuery, JsonBody};
+use crate::auth::Principal;
+use crate::auth::error::forbidden;
 use crate::notify::{MaintenanceStore, OutboxStore, Status};
 
 /// Default and maximum number of notifications per request.
@@ -32,6 +34,7 @@ pub struct NotificationQuery {
 /// `GET /api/v1/notifications`: the newest notifications, of one alarm or status if given.
 pub async fn list_notifications(
     State(state): State<Arc<HttpState>>,
+    Extension(principal): Extension<Principal>,
     ApiQuery(query): ApiQuery<NotificationQuery>,
 ) -> Result<Response, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
@@ -56,12 +59,25 @@ pub async fn list_notifications(
         let body = serde_json::json!({ "configured": false, "notifications": [] });
         return Ok(Json(body).into_response());
     };
-    let rows = outbox
+    let mut rows = outbox
         .list(query.alarm.as_deref(), status, i64::from(limit))
         .await
         .map_err(unavailable)?;
+    rows.retain(|row| alarm_visible(&state, &principal, row.alarm_id.as_deref()));
     let body = serde_json::json!({ "configured": true, "notifications": rows });
     Ok(Json(body).into_response())
+}
+
+/// Returns true when the caller may see the notifications of `alarm_id`: those of alarms of
+/// devices in their farms. Digests and summaries, which belong to no alarm, are an admin's.
+fn alarm_visible(state: &HttpState, principal: &Principal, alarm_id: Option<&str>) -> bool {
+    let device = alarm_id
+        .and_then(|id| id.split('/').next())
+        .and_then(|id| valmetal_actors::DeviceId::parse(id).ok());
+    match device {
+        Some(device) => principal.can_see(state.hub.farm_of(&device).as_deref()),
+        None => principal.is_admin(),
+    }
 }
 
 /// Returns the notifications of one alarm, newest first, for the alarm endpoint; `None`
@@ -94,26 +110,38 @@ pub struct MaintenanceBody {
     duration: Option<String>,
     #[serde(default)]
     reason: String,
-    /// Name of the person who sets the window.
-    by: String,
+    /// Name of the person who sets the window, when authentication is off; a signed-in
+    /// caller is recorded by the name in their token.
+    by: Option<String>,
 }
 
 /// `GET /api/v1/notifications/maintenance`: the stored windows that have not ended.
-pub async fn list_maintenance(State(state): State<Arc<HttpState>>) -> Result<Response, ApiError> {
+pub async fn list_maintenance(
+    State(state): State<Arc<HttpState>>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Response, ApiError> {
     let store = MaintenanceStore::new(outbox(&state)?.database().clone());
-    let windows = store.current(now_ms()).await.map_err(unavailable)?;
+    let mut windows = store.current(now_ms()).await.map_err(unavailable)?;
+    windows.retain(|window| principal.can_see(Some(&window.farm)));
     Ok(Json(serde_json::json!({ "windows": windows })).into_response())
 }
 
 /// `POST /api/v1/notifications/maintenance`: stores a window.
 pub async fn add_maintenance(
     State(state): State<Arc<HttpState>>,
+    Extension(principal): Extension<Principal>,
     JsonBody(body): JsonBody<MaintenanceBody>,
 ) -> Result<Response, ApiError> {
     let store = MaintenanceStore::new(outbox(&state)?.database().clone());
     let invalid = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message);
     let farm = body.farm.trim();
-    let by = body.by.trim();
+    if !principal.can_change(Some(farm)) {
+        return Err(forbidden("set maintenance windows for this farm"));
+    }
+    let by = match state.auth.is_enabled() {
+        true => principal.name.as_str(),
+        false => body.by.as_deref().unwrap_or_default().trim(),
+    };
     if farm.is_empty() || by.is_empty() || farm.len() > 128 || by.len() > 128 {
         return Err(invalid(
             "`farm` and `by` must each be 1 to 128 characters".to_owned(),
@@ -162,18 +190,40 @@ pub async fn add_maintenance(
 /// `DELETE /api/v1/notifications/maintenance/{id}`: deletes a stored window.
 pub async fn remove_maintenance(
     State(state): State<Arc<HttpState>>,
+    Extension(principal): Extension<Principal>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Response, ApiError> {
     let store = MaintenanceStore::new(outbox(&state)?.database().clone());
+    let windows = store.current(now_ms()).await.map_err(unavailable)?;
+    let farm = windows
+        .iter()
+        .find(|window| window.id == id)
+        .map(|window| window.farm.clone());
+    if let Some(farm) = farm
+        .as_deref()
+        .filter(|farm| !principal.can_change(Some(farm)))
+    {
+        return Err(match principal.can_see(Some(farm)) {
+            true => forbidden("remove maintenance windows"),
+            false => window_not_found(id),
+        });
+    }
+    if farm.is_none() && !principal.is_admin() {
+        return Err(window_not_found(id));
+    }
     if store.delete(id).await.map_err(unavailable)? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "maintenance_not_found",
-            format!("no stored maintenance window has id {id}"),
-        ))
+        Err(window_not_found(id))
     }
+}
+
+fn window_not_found(id: i64) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "maintenance_not_found",
+        format!("no current maintenance window of your farms has id {id}"),
+    )
 }
 
 fn outbox(state: &HttpState) -> Result<&OutboxStore, ApiError> {

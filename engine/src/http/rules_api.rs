@@ -3,15 +3,17 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use valmetal_actors::rules::{RuleFileError, rule_file};
 
 use super::HttpState;
 use super::api::{ApiError, ApiQuery, JsonBody};
+use crate::auth::Principal;
+use crate::auth::error::forbidden;
 use crate::rule_sources::{StoreRuleError, summarize};
 
 /// Body of a rule file upload or validation.
@@ -50,15 +52,18 @@ pub async fn validate_rules(JsonBody(body): JsonBody<RuleFileBody>) -> Result<Re
 
 pub async fn store_rules(
     State(state): State<Arc<HttpState>>,
+    Extension(principal): Extension<Principal>,
     Path(device_type): Path<String>,
     JsonBody(body): JsonBody<RuleFileBody>,
 ) -> Result<Response, ApiError> {
     let by = operator(
+        &state,
+        &principal,
         body.by.as_deref(),
         "invalid_body",
         "`by` must name who stores the file",
     )?;
-    match state.rules.store(&device_type, &body.text, by).await {
+    match state.rules.store(&device_type, &body.text, &by).await {
         Ok(set) => Ok(Json(serde_json::json!({
             "device_type": &*set.device_type,
             "version": &*set.version,
@@ -83,10 +88,13 @@ pub async fn store_rules(
 
 pub async fn remove_rules(
     State(state): State<Arc<HttpState>>,
+    Extension(principal): Extension<Principal>,
     Path(device_type): Path<String>,
     ApiQuery(query): ApiQuery<RemoveQuery>,
 ) -> Result<Response, ApiError> {
     let by = operator(
+        &state,
+        &principal,
         query.by.as_deref(),
         "invalid_query",
         "`by` must name who removes the file, as ?by=NAME",
@@ -109,18 +117,28 @@ pub async fn remove_rules(
             message,
         ));
     }
-    tracing::info!(device.r#type = %device_type, operator = by, "Stored rule file removed");
+    tracing::info!(device.r#type = %device_type, operator = %by, "Stored rule file removed");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Returns the operator's name, trimmed, or a 400 with `code` and `message` when it is empty.
-fn operator<'a>(
-    by: Option<&'a str>,
+/// Returns who changes the rules: an admin's name from their token, or `by` (trimmed) when
+/// authentication is off, where an empty one is a 400 with `code` and `message`.
+fn operator(
+    state: &HttpState,
+    principal: &Principal,
+    by: Option<&str>,
     code: &'static str,
     message: &str,
-) -> Result<&'a str, ApiError> {
+) -> Result<String, ApiError> {
+    if !principal.is_admin() {
+        return Err(forbidden("change rule files"));
+    }
+    if state.auth.is_enabled() {
+        return Ok(principal.name.clone());
+    }
     by.map(str::trim)
         .filter(|by| !by.is_empty())
+        .map(str::to_owned)
         .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, code, message))
 }
 

@@ -5,15 +5,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use tracing::error;
 
 use super::HttpState;
-use super::api::{ApiError, ApiPath, ApiQuery, parse_device};
+use super::api::{ApiError, ApiPath, ApiQuery, visible_device};
+use crate::auth::Principal;
 use crate::store::telemetry::HistoryPoint;
 
 /// Default window: the day before the device's newest frame.
@@ -48,10 +49,11 @@ struct HistoryBody {
 
 pub async fn device_history(
     State(state): State<Arc<HttpState>>,
+    Extension(principal): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> Result<Response, ApiError> {
-    let device = parse_device(&id)?;
+    let device = visible_device(&state, &principal, &id)?;
     let Some(telemetry) = &state.telemetry else {
         return Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,

@@ -160,7 +160,7 @@ impl AlarmHistory {
     }
 }
 
-fn record_from_row(row: &AnyRow) -> Result<AlarmRecord, sqlx::Error> {
+pub(super) fn record_from_row(row: &AnyRow) -> Result<AlarmRecord, sqlx::Error> {
     Ok(AlarmRecord {
         alarm_id: row.try_get("alarm_id")?,
         device: row.try_get("device_id")?,

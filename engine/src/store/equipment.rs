@@ -103,7 +103,8 @@ impl Sink for EquipmentStore {
                 "INSERT INTO equipment (device_id, device_type, farm_id, name, first_seen, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (device_id) DO UPDATE SET \
                  device_type = excluded.device_type, farm_id = excluded.farm_id, updated_at = excluded.updated_at \
-                 WHERE equipment.device_type <> excluded.device_type OR equipment.farm_id IS DISTINCT FROM excluded.farm_id",
+                 WHERE equipment.farm_assigned = 0 AND (equipment.device_type <> excluded.device_type \
+                 OR equipment.farm_id IS DISTINCT FROM excluded.farm_id)",
             )
             .bind(equipment.device_id.as_str())
             .bind(&equipment.device_type)

@@ -2,8 +2,10 @@
 //! telemetry history, in SQLite by default or PostgreSQL.
 
 pub mod alarm_history;
+pub mod alarm_search;
 pub mod database;
 pub mod equipment;
+pub mod registration;
 pub mod rule_store;
 pub mod shadows;
 pub mod telemetry;

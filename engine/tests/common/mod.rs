@@ -107,6 +107,8 @@ impl TestEngine {
         config.mqtt.clean_session = true;
         config.http.addr = "127.0.0.1:0".parse().unwrap();
         config.storage.data_dir = data_dir.path().to_owned();
+        // Tests of other stages call the API as an admin would; access tests turn it on.
+        config.auth.mode = valmetal_engine::auth::AuthMode::Off;
         adjust(&mut config);
         let engine = RunningEngine::start(&config, rules).await.unwrap();
         wait_until(Duration::from_secs(10), || engine.is_broker_connected()).await;
