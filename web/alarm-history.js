@@ -1,24 +1,21 @@
 // The alarm history view (`#/alarms`): stored alarm transitions from `GET /api/v1/alarms`,
-// filtered by device, rule, severity, transition and time range. The filters live in the
-// address (`#/alarms?device=…&rule=…`), so a filtered history can be bookmarked or shared.
-//
-// NOTE: the API filters by device only. Rule, severity, transition and time range apply
-// to the newest HISTORY_LIMIT events that it returns, so an old or rare event outside them
-// does not show even when it matches.
+// filtered by the engine by device, rule, severity, transition and time range, newest
+// first, one page at a time. The filters live in the address (`#/alarms?device=…&rule=…`),
+// so a filtered history can be bookmarked or shared.
 
 import { apiJson, describeFetchError } from '/api.js';
 
-/** Events read per request; the API allows 1 to 1000. */
-export const HISTORY_LIMIT = 1000;
-/** Rows rendered at most, so that the table stays light on a phone. */
-const MAX_ROWS = 500;
+/** Events read per page; the API allows 1 to 1000. */
+export const HISTORY_PAGE_SIZE = 200;
 const FILTER_KEYS = ['device', 'rule', 'severity', 'transition', 'from', 'to'];
 
 const history = {
-  /** Events of the last response, newest first. */
+  /** Events of the pages loaded so far, newest first. */
   events: [],
-  /** The device filter of the last response, which decides whether to fetch again. */
-  fetchedDevice: null,
+  /** Cursor of the next older page (`before`), or null at the end of the history. */
+  next: null,
+  /** The query of the loaded pages, without the cursor, which decides whether to fetch again. */
+  query: null,
   state: 'idle',
   error: '',
   request: 0,
@@ -56,18 +53,20 @@ function parseLocalTime(text) {
   return Number.isFinite(ms) ? ms : null;
 }
 
-/** Returns whether a stored event passes the filters that the API does not apply. */
-export function matchesHistoryFilter(event, filter) {
-  if (filter.rule && !String(event.rule ?? '').toLowerCase().includes(filter.rule.toLowerCase())) {
-    return false;
+/**
+ * Returns the API query of `filter` without a cursor. The engine matches device, rule,
+ * severity and transition exactly, and `from` and `to` on the time it recorded the event.
+ */
+export function historyQuery(filter) {
+  const query = new URLSearchParams({ limit: String(HISTORY_PAGE_SIZE) });
+  for (const key of ['device', 'rule', 'severity', 'transition']) {
+    if (filter[key]) query.set(key, filter[key]);
   }
-  if (filter.severity && event.severity !== filter.severity) return false;
-  if (filter.transition && event.transition !== filter.transition) return false;
   const from = parseLocalTime(filter.from);
   const to = parseLocalTime(filter.to);
-  if (from !== null && !(event.recorded_at >= from)) return false;
-  if (to !== null && !(event.recorded_at <= to)) return false;
-  return true;
+  if (from !== null) query.set('from', String(from));
+  if (to !== null) query.set('to', String(to));
+  return query;
 }
 
 function readForm() {
@@ -83,48 +82,60 @@ function fillForm(filter) {
 }
 
 /**
- * Shows the history for the filter in `hash`, fetching when the device filter changed or
- * `reload` is set.
+ * Shows the history for the filter in `hash`, fetching its first page when the filter
+ * changed or `reload` is set.
  */
 export async function showAlarmHistory(hash, reload = false) {
-  const options = viewOptions;
   const filter = filterFromHash(hash);
   fillForm(filter);
-  if (!reload && history.state === 'loaded' && history.fetchedDevice === filter.device) {
-    renderHistory(filter, options);
+  const query = historyQuery(filter).toString();
+  if (!reload && history.state === 'loaded' && history.query === query) {
+    renderHistory(filter);
     return;
   }
+  history.events = [];
+  history.next = null;
+  history.query = query;
+  await loadPage(filter, query, null);
+}
 
+/** Loads the page after the loaded ones, for the Load older button. */
+async function loadOlder() {
+  if (history.next === null || history.state === 'loading') return;
+  const filter = filterFromHash(location.hash);
+  await loadPage(filter, history.query, history.next);
+}
+
+async function loadPage(filter, query, before) {
   const request = ++history.request;
   history.state = 'loading';
-  renderHistory(filter, options);
-  const query = new URLSearchParams({ limit: String(HISTORY_LIMIT) });
-  if (filter.device) query.set('device', filter.device);
+  renderHistory(filter);
+  const params = new URLSearchParams(query);
+  if (before !== null) params.set('before', String(before));
   let outcome;
   try {
-    outcome = await apiJson(`/api/v1/alarms?${query}`);
+    outcome = await apiJson(`/api/v1/alarms?${params}`);
   } catch (error) {
     outcome = { ok: false, error: { message: describeFetchError(error) } };
   }
   if (request !== history.request) return;
   if (outcome.ok) {
-    history.events = Array.isArray(outcome.body.events) ? outcome.body.events : [];
-    history.fetchedDevice = filter.device;
+    const events = Array.isArray(outcome.body.events) ? outcome.body.events : [];
+    history.events = history.events.concat(events);
+    history.next = Number.isFinite(outcome.body.next) ? outcome.body.next : null;
     history.state = 'loaded';
   } else {
-    history.events = [];
-    history.fetchedDevice = null;
     history.state = 'failed';
     history.error = outcome.error.message;
   }
-  renderHistory(filterFromHash(location.hash), options);
+  renderHistory(filter);
 }
 
-function renderHistory(filter, options) {
-  const matching = history.events.filter((event) => matchesHistoryFilter(event, filter));
-  const shown = matching.slice(0, MAX_ROWS);
-  const rows = shown.map((event) => createRow(event, options));
+function renderHistory(filter) {
+  const rows = history.events.map((event) => createRow(event, viewOptions));
   document.getElementById('history-rows').replaceChildren(...rows);
+  document.getElementById('history-more').hidden =
+    history.next === null || history.state !== 'loaded';
 
   let status;
   if (history.state === 'loading') {
@@ -132,11 +143,10 @@ function renderHistory(filter, options) {
   } else if (history.state === 'failed') {
     status = `The alarm history could not be loaded: ${history.error}`;
   } else {
-    const scope = filter.device ? `of ${filter.device}` : 'of all devices';
-    status =
-      `${matching.length} of the newest ${history.events.length} stored transitions ${scope} ` +
-      'match.';
-    if (matching.length > shown.length) status += ` The first ${shown.length} are listed.`;
+    const scope = filter.device ? `of ${filter.device}` : 'of every device you can see';
+    const count = history.events.length;
+    status = `${count} stored transition${count === 1 ? '' : 's'} ${scope}, newest first`;
+    status += history.next === null ? '.' : '; older ones follow.';
   }
   document.getElementById('history-status').textContent = status;
 }
@@ -185,6 +195,7 @@ export function setHistoryDeviceSuggestions(deviceIds) {
  */
 export function startAlarmHistory(options) {
   viewOptions = options;
+  document.getElementById('history-more').addEventListener('click', loadOlder);
   document.getElementById('history-filters').addEventListener('submit', (event) => {
     event.preventDefault();
     const target = hashOfFilter(readForm());

@@ -68,7 +68,7 @@ const OPERATOR_NAME_MAX_BYTES = 128;
 // The engine keeps at most this many cleared, unacknowledged alarms per device and drops
 // the one cleared first, without a message to dashboards.
 const MAX_CLEARED_PER_DEVICE = 32;
-// Newest history events of one device read for an alarm's detail; the API allows 1 to 1000.
+// Newest history events of one alarm read for its detail; the API allows 1 to 1000.
 const ALARM_HISTORY_LIMIT = 1000;
 // Wait after a transition of the alarm in the detail before its history reloads. The engine
 // writes the history right after it sends the transition, so this is usually enough.
@@ -2091,17 +2091,12 @@ function renderAlarmHistory(parts) {
   if (state === 'loading' && rows.length === 0) status = 'Loading the alarm history…';
   if (state === 'failed') status = `The alarm history could not be loaded: ${error}`;
   if (state === 'loaded' && rows.length === 0) {
-    const limit = ALARM_HISTORY_LIMIT;
-    status = `No stored transition of this alarm among the newest ${limit} of its device.`;
+    status = 'No stored transition of this alarm.';
   }
   setText(parts.historyStatus, status);
   parts.historyStatus.hidden = status === '';
 }
 
-// The history API filters by device, not by alarm, so the detail reads the newest events
-// of the device and keeps this alarm's.
-// NOTE: an alarm whose device has more than ALARM_HISTORY_LIMIT newer events shows only
-// part of its history, or none.
 async function loadAlarmHistory() {
   const alarm = alarmDetail.alarm;
   if (!alarm) return;
@@ -2111,7 +2106,7 @@ async function loadAlarmHistory() {
   dirty.alarmDetail = true;
   scheduleRender();
 
-  const query = new URLSearchParams({ device: alarm.device, limit: String(ALARM_HISTORY_LIMIT) });
+  const query = new URLSearchParams({ alarm: alarm.id, limit: String(ALARM_HISTORY_LIMIT) });
   const url = `/api/v1/alarms?${query}`;
   let events;
   let error = '';

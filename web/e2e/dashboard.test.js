@@ -70,22 +70,11 @@ const BUTTON_TIMEOUT_MS = 2000;
 // race against the replay, which clears a feed bin's alarm within seconds.
 const SHELVE_ATTEMPTS = 5;
 
-const OPERATOR_NAME = 'Dana Ortiz';
 const SEVERITY_RANK = { critical: 5, major: 4, minor: 3, warning: 2, info: 1 };
 // Response header that marks an error response the test fakes with `page.route`.
 const FAKED_RESPONSE_HEADER = 'x-e2e-faked';
 
 const updateScreenshots = process.env.VALMETAL_UPDATE_SCREENSHOTS === '1';
-
-/**
- * Skips the calling test when the engine printed no sign-in link, that is when it runs
- * without auth, because the test checks sign-in or roles.
- */
-function requireSignIn(t, engine) {
-  if (engine.token !== null) return false;
-  t.skip('the engine printed no sign-in link, so it runs without auth');
-  return true;
-}
 
 /**
  * Calls `read` every `intervalMs` until `isDone` accepts its result or `timeoutMs` has
@@ -148,7 +137,7 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
    */
   const expectedErrorUrls = new Set();
 
-  /** Name the engine records for actions of the signed-in test token, or null without auth. */
+  /** Name the engine records for actions of the signed-in test token. */
   let signedInName = null;
 
   async function fetchReported(deviceId, key) {
@@ -257,14 +246,11 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
       });
     });
 
-    if (engine.token === null) {
-      // An engine without sign-in has no /api/v1/me, and the page runs as it always did.
-      expectedErrorUrls.add(engine.apiUrl('api/v1/me'));
-    } else {
-      const response = await engine.apiFetch('api/v1/me');
-      assert.equal(response.status, 200, 'status of GET /api/v1/me with the sign-in token');
-      signedInName = (await response.json()).name;
-    }
+    // The demo signs in with a local issuer and prints a sign-in link with an admin token.
+    assert.ok(engine.token, `no sign-in link in the engine log ${engine.logPath}`);
+    const response = await engine.apiFetch('api/v1/me');
+    assert.equal(response.status, 200, 'status of GET /api/v1/me with the sign-in token');
+    signedInName = (await response.json()).name;
     await page.goto(engine.signInUrl);
     await page.locator('body[data-connection="live"]').waitFor();
   });
@@ -407,7 +393,7 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
 
     /** The alarm that the first test acknowledges: `{id, device}`. */
     let acknowledged;
-    /** Name the actions are recorded under: the token's name, or the one typed in. */
+    /** Name the actions are recorded under: the sign-in token's. */
     let operatorName;
 
     async function fetchJson(apiPath) {
@@ -435,16 +421,11 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
       await page.locator('#fleet-view:not([hidden])').waitFor();
     });
 
-    // Signed in, the page acts under the token's name. Without sign-in it asks for a name.
+    // Signed in, the page acts under the token's name and asks for none.
     test('acknowledge records the operator', async () => {
-      const signedIn = signedInName !== null;
-      operatorName = signedIn ? signedInName : OPERATOR_NAME;
-      if (signedIn) {
-        assert.equal(await page.locator('#operator').isVisible(), false, 'name control shown');
-        assert.equal(await page.locator('#user-name').textContent(), signedInName);
-      } else {
-        assert.equal(await page.locator('#operator-name').textContent(), 'not set');
-      }
+      operatorName = signedInName;
+      assert.equal(await page.locator('#operator').isVisible(), false, 'name control shown');
+      assert.equal(await page.locator('#user-name').textContent(), signedInName);
 
       // A cleared bin_low alarm stays listed until someone acknowledges it, so it is still
       // there at the click, unless its device collects more than 32 cleared alarms first.
@@ -470,12 +451,6 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
         timeout: ACTION_TIMEOUT_MS,
       });
       await detail.locator('button[data-action="acknowledge"]').click();
-      if (!signedIn) {
-        const nameDialog = page.locator('#operator-dialog');
-        await nameDialog.waitFor();
-        await page.locator('#operator-input').fill(OPERATOR_NAME);
-        await nameDialog.locator('button[type="submit"]').click();
-      }
       assert.equal((await response).status(), 200, 'status of the acknowledge request');
 
       // The log keeps the newest 200 transitions, so it is checked before the replay's
@@ -485,11 +460,11 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
       );
       await logOperator.waitFor({ timeout: ACTION_TIMEOUT_MS });
       assert.equal(await logOperator.textContent(), `by ${operatorName}`);
-      if (!signedIn) {
-        assert.equal(await page.locator('#operator-name').textContent(), OPERATOR_NAME);
-        const stored = await page.evaluate(() => localStorage.getItem('valmetal.operator'));
-        assert.equal(stored, OPERATOR_NAME, 'operator name in localStorage');
-      }
+      assert.equal(
+        await page.locator('#operator-dialog').isVisible(),
+        false,
+        'name dialog shown to a signed-in operator',
+      );
     });
 
     test('acknowledged alarm shows the operator', async () => {
@@ -778,7 +753,7 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
     assert.equal((await back).status(), 200, 'status of the 24 h history request');
   });
 
-  test('farm filter keeps one farm', async (t) => {
+  test('farm filter keeps one farm', async () => {
     await showFleet();
     const groupFarms = () =>
       page.evaluate(() =>
@@ -787,12 +762,6 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
         ),
       );
     const farms = await pollValue(groupFarms, (list) => list.includes(MACHINE_FARM), 5000);
-    // NOTE: the engine adds `farm` to device states with sign-in; before that every device
-    // is in the "No farm" group.
-    if (!farms.includes(MACHINE_FARM)) {
-      t.skip('the engine sends no farm with device states');
-      return;
-    }
     assert.deepEqual(farms, [MACHINE_FARM, FEED_BIN_FARM].sort(), 'farm groups');
 
     const visibleTiles = () =>
@@ -870,8 +839,7 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
     }
   });
 
-  test('bad token shows the sign-in panel', async (t) => {
-    if (requireSignIn(t, engine)) return;
+  test('bad token shows the sign-in panel', async () => {
     const other = await openPage();
     let sockets = 0;
     other.on('websocket', () => sockets++);
@@ -923,8 +891,7 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
     }
   });
 
-  test('farm viewer sees its farm only, without actions', async (t) => {
-    if (requireSignIn(t, engine)) return;
+  test('farm viewer sees its farm only, without actions', async () => {
     const token = await mintToken({
       dataDir: engine.dataDir,
       role: 'farm_viewer',
