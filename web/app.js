@@ -744,7 +744,51 @@ function applyUpdate(message) {
     recordPoint(device.id, key, change);
   }
   recomputeDelta(device, device.lastSeen ?? engineNow());
+  if (isNew && message.farm === undefined) lookUpFarm(device.id);
   markDeviceChanged(device.id, !isNew);
+}
+
+/** Devices created by an `update` whose farm and name are still to be read. */
+const farmLookups = { queue: new Set(), running: false };
+
+// An `update` carries no farm or name, so a device that first appears in one is read once
+// from the REST API, one request at a time, and regrouped when the answer arrives. Until
+// then it is in the "No farm" group. The next snapshot carries the farm as well.
+async function lookUpFarm(deviceId) {
+  farmLookups.queue.add(deviceId);
+  if (farmLookups.running) return;
+  farmLookups.running = true;
+  try {
+    while (farmLookups.queue.size > 0) {
+      const [id] = farmLookups.queue;
+      farmLookups.queue.delete(id);
+      await readDeviceFarm(id);
+    }
+  } finally {
+    farmLookups.running = false;
+  }
+}
+
+async function readDeviceFarm(deviceId) {
+  const path = `/api/v1/devices/${encodeURIComponent(deviceId)}`;
+  let body;
+  try {
+    const response = await apiFetch(path);
+    if (!response.ok) {
+      const error = await readApiError(response);
+      console.warn(`GET ${path} failed with status ${response.status}: ${error.message}`);
+      return;
+    }
+    body = await response.json();
+  } catch (error) {
+    console.warn(`GET ${path} failed: ${describeFetchError(error)}`);
+    return;
+  }
+  const device = devices.get(deviceId);
+  if (!device) return;
+  if (body.farm !== undefined) device.farm = nonEmptyString(body.farm);
+  if (body.name !== undefined) device.name = nonEmptyString(body.name);
+  markDeviceChanged(deviceId, false);
 }
 
 function applyDesiredMessage(message) {
