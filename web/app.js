@@ -4,7 +4,50 @@
 // REST API (docs/configuration.md). DOM work is batched into one pass on an animation
 // frame, at most every RENDER_INTERVAL_MS.
 
+import {
+  setHistoryDeviceSuggestions,
+  showAlarmHistory,
+  startAlarmHistory,
+} from '/alarm-history.js';
+import {
+  apiFetch,
+  describeFetchError,
+  getToken,
+  onAuthFailure,
+  readApiError,
+  reportAuthFailure,
+  webSocketUrl,
+} from '/api.js';
+import {
+  canAct,
+  captureTokenFromUrl,
+  currentIdentity,
+  isSignedIn,
+  loadIdentity,
+  onIdentity,
+  onSignedIn,
+  signInRequired,
+  startAuth,
+} from '/auth.js';
 import { LineChart, formatUtcDateTime } from '/chart.js';
+import {
+  chartPoints,
+  chartWindowLabel,
+  chartWindowMs,
+  fetchChartHistory,
+  startChartWindow,
+} from '/chart-window.js';
+import {
+  ALL_FARMS,
+  compareFarmKeys,
+  countByStatus,
+  farmKey,
+  farmLabel,
+  matchesFilter,
+  renderFarmOptions,
+} from '/fleet-filter.js';
+import { resetDesiredForm, startDesiredForm } from '/desired-form.js';
+import { ShadowTable, applyDesired, recomputeDelta } from '/shadow.js';
 
 const PROTOCOL_VERSION = 1;
 // Each point takes 16 bytes, so 1,000 devices with 4 numeric keys each hold up to about
@@ -19,14 +62,13 @@ const RENDER_INTERVAL_MS = 100;
 const TOAST_DURATION_MS = 8000;
 const TOAST_MAX_VISIBLE = 4;
 const APP_TITLE = 'Barn telemetry';
-const REQUEST_TIMEOUT_MS = 10_000;
 const OPERATOR_STORAGE_KEY = 'valmetal.operator';
 // The engine rejects a `by` that is empty after trimming or longer than 128 UTF-8 bytes.
 const OPERATOR_NAME_MAX_BYTES = 128;
 // The engine keeps at most this many cleared, unacknowledged alarms per device and drops
 // the one cleared first, without a message to dashboards.
 const MAX_CLEARED_PER_DEVICE = 32;
-// Newest history events of one device read for an alarm's detail; the API allows 1 to 1000.
+// Newest history events of one alarm read for its detail; the API allows 1 to 1000.
 const ALARM_HISTORY_LIMIT = 1000;
 // Wait after a transition of the alarm in the detail before its history reloads. The engine
 // writes the history right after it sends the transition, so this is usually enough.
@@ -380,6 +422,14 @@ class SeriesBuffer {
     this.head = 0;
   }
 
+  /** Drops the points older than `cutoff`, which the chart's window no longer shows. */
+  dropBefore(cutoff) {
+    while (this.length > 0 && this.x(0) < cutoff) {
+      this.head = (this.head + 1) % this.xs.length;
+      this.length--;
+    }
+  }
+
   // A point older than the newest one is a late frame and goes in time order. A point
   // older than the whole buffer means the device clock or a replay started over, so the
   // buffered points no longer line up with it and are dropped.
@@ -422,8 +472,18 @@ function createDevice(id) {
   return {
     id,
     type: 'unknown',
+    /** Farm id, or null for equipment that belongs to no farm. */
+    farm: null,
+    /** Display name, when the engine has one for the device. */
+    name: null,
     version: 0,
     reported: {},
+    /** Desired values by key, `{value, ts}`, `ts` being the engine time each was set. */
+    desired: {},
+    /** Desired values by key that the device has not reported yet. */
+    delta: {},
+    /** Engine time at which this page saw each desired key leave the delta. */
+    confirmedAt: {},
     lastFrameTs: null,
     lastSeen: null,
     online: false,
@@ -434,10 +494,17 @@ function applyDeviceFields(device, message) {
   if (typeof message.device_type === 'string' && message.device_type !== '') {
     device.type = message.device_type;
   }
+  // Messages that leave out `farm` or `name` leave the stored one as it is.
+  if (message.farm !== undefined) device.farm = nonEmptyString(message.farm);
+  if (message.name !== undefined) device.name = nonEmptyString(message.name);
   if (isFiniteNumber(message.version)) device.version = message.version;
   if (isFiniteNumber(message.last_frame_ts)) device.lastFrameTs = message.last_frame_ts;
   if (isFiniteNumber(message.last_seen)) device.lastSeen = message.last_seen;
   if (typeof message.online === 'boolean') device.online = message.online;
+}
+
+function nonEmptyString(value) {
+  return typeof value === 'string' && value !== '' ? value : null;
 }
 
 function isReportedEntry(entry) {
@@ -459,48 +526,91 @@ function recordPoint(deviceId, key, entry) {
   buffer.push(entry.ts, entry.value);
 }
 
-/** Points per key asked of the server when a device view opens. */
-const BACKFILL_POINTS = 600;
-/** Devices whose stored history was already loaded. */
-const backfilled = new Set();
+/** Chart history loads: the window loaded per device id, and the newest request's number. */
+const chartHistory = { windows: new Map(), request: 0 };
 
 /**
- * Loads the stored history of a device's numeric keys into its charts, once per page load:
- * the server averages the day before the newest frame into BACKFILL_POINTS buckets, each
- * drawn at its middle. Live points keep arriving meanwhile; a failure leaves the charts live
- * only, with a note.
+ * Loads the stored history of the chosen window before the device's newest frame into its
+ * charts, once per device and window: the server averages each key into one bucket per
+ * pixel of the chart, each drawn at its middle. The loaded buckets replace the device's
+ * points, except live points newer than the window, which stay. A failure leaves the
+ * charts live only, with a note.
  */
-async function backfillHistory(deviceId) {
-  if (backfilled.has(deviceId)) return;
-  backfilled.add(deviceId);
-  const url = `/api/v1/devices/${encodeURIComponent(deviceId)}/telemetry?points=${BACKFILL_POINTS}`;
-  let body;
-  try {
-    const response = await fetchWithTimeout(url);
-    if (!response.ok) {
-      const { message } = await readApiError(response);
-      backfilled.delete(deviceId);
-      showHistoryNote(deviceId, `Stored history not loaded: ${message}`);
-      return;
-    }
-    body = await response.json();
-  } catch (error) {
-    backfilled.delete(deviceId);
-    showHistoryNote(deviceId, `Stored history not loaded: ${describeFetchError(error)}`);
+async function loadChartHistory(deviceId) {
+  const device = devices.get(deviceId);
+  const windowMs = chartWindowMs();
+  // The window ends at the newest frame, which is known once the device has reported.
+  if (!device || device.lastFrameTs === null) return;
+  if (chartHistory.windows.get(deviceId) === windowMs) return;
+  chartHistory.windows.set(deviceId, windowMs);
+  const request = ++chartHistory.request;
+
+  const to = device.lastFrameTs + 1;
+  const points = chartPoints(byId('charts'), HISTORY_MAX_POINTS / 2);
+  showHistoryNote(deviceId, `Loading the last ${chartWindowLabel()}…`);
+  const result = await fetchChartHistory(deviceId, to - windowMs, to, points);
+  if (request !== chartHistory.request) return;
+  if (result.state === 'not_stored') {
+    showHistoryNote(
+      deviceId,
+      'This engine keeps no telemetry history, so the charts show the values received ' +
+        'since this page opened.',
+    );
+    dirty.deviceView = true;
+    scheduleRender();
     return;
   }
-  const half = Math.floor((body.bucket_ms ?? 0) / 2);
-  for (const [key, points] of Object.entries(body.series ?? {})) {
-    for (const point of points) {
-      const ts = Math.min(point.ts + half, body.to - 1);
-      recordPoint(deviceId, key, { value: point.avg, ts });
-    }
+  if (result.state === 'failed') {
+    chartHistory.windows.delete(deviceId);
+    showHistoryNote(deviceId, `Stored history not loaded: ${result.message}`);
+    return;
   }
+  replaceSeries(deviceId, result.body);
   showHistoryNote(deviceId, '');
   if (deviceId === deviceView.id) {
+    resetDeviceCharts();
     dirty.deviceView = true;
     scheduleRender();
   }
+}
+
+// Builds new point buffers from a history response, keeping the live points after the
+// newest stored bucket of each key. The store writes in batches, so the response can lack
+// the last frames before its end as well as everything after it.
+function replaceSeries(deviceId, body) {
+  const old = history.get(deviceId) ?? new Map();
+  const fresh = new Map();
+  /** Device time after the newest stored bucket, by key. */
+  const storedUntil = new Map();
+  const bucketMs = body.bucket_ms ?? 0;
+  for (const [key, points] of Object.entries(body.series ?? {})) {
+    const buffer = new SeriesBuffer(HISTORY_MAX_POINTS);
+    for (const point of points) {
+      if (!isFiniteNumber(point.avg) || !isFiniteNumber(point.ts)) continue;
+      buffer.push(Math.min(point.ts + Math.floor(bucketMs / 2), body.to - 1), point.avg);
+      storedUntil.set(key, point.ts + bucketMs);
+    }
+    fresh.set(key, buffer);
+  }
+  for (const [key, buffer] of old) {
+    let target = fresh.get(key);
+    const cutoff = storedUntil.get(key) ?? body.from;
+    for (let i = 0; i < buffer.length; i++) {
+      if (buffer.x(i) < cutoff) continue;
+      if (!target) {
+        target = new SeriesBuffer(HISTORY_MAX_POINTS);
+        fresh.set(key, target);
+      }
+      target.push(buffer.x(i), buffer.y(i));
+    }
+  }
+  history.set(deviceId, fresh);
+}
+
+function changeChartWindow() {
+  const id = deviceView.id;
+  if (id === null) return;
+  loadChartHistory(id);
 }
 
 function showHistoryNote(deviceId, text) {
@@ -577,15 +687,6 @@ function dropExcessClearedAlarms(forDevice) {
   }
 }
 
-/** Returns the number of alarms in view that are active and not shelved. */
-function countAlerting(alarms) {
-  let count = 0;
-  for (const alarm of alarms) {
-    if (isAlerting(alarm)) count++;
-  }
-  return count;
-}
-
 function applySnapshot(message) {
   const listed = Array.isArray(message.devices) ? message.devices : [];
   const seen = new Set();
@@ -603,6 +704,7 @@ function applySnapshot(message) {
       device.reported[key] = reported;
       recordPoint(device.id, key, reported);
     }
+    applyDesired(device, entry.desired, entry.delta, engineNow());
     seen.add(device.id);
   }
   // The dashboard subscribes to all devices, so the snapshot lists every device that
@@ -641,7 +743,16 @@ function applyUpdate(message) {
     device.reported[key] = change;
     recordPoint(device.id, key, change);
   }
+  recomputeDelta(device, device.lastSeen ?? engineNow());
   markDeviceChanged(device.id, !isNew);
+}
+
+function applyDesiredMessage(message) {
+  const device = devices.get(message.device);
+  if (!device) return;
+  if (isFiniteNumber(message.version)) device.version = Math.max(device.version, message.version);
+  applyDesired(device, message.desired, message.delta, engineNow());
+  markDeviceChanged(device.id, false);
 }
 
 function applyStatus(message) {
@@ -805,10 +916,18 @@ function handleTileVisibility(event) {
   if (tile.onScreen) renderTileContent(tile, device);
 }
 
-/** Device groups by device type. */
+const farmFilter = byId('farm-filter');
+const layoutInput = byId('list-layout');
+
+/** Device groups by farm key (fleet-filter.js: the farm id, or NO_FARM). */
 const groups = new Map();
 let groupsCreated = 0;
-const filter = { text: '', status: 'all', alarmsFirst: alarmsFirstInput.checked };
+const filter = {
+  text: '',
+  status: 'all',
+  farm: ALL_FARMS,
+  alarmsFirst: alarmsFirstInput.checked,
+};
 
 /**
  * Returns the device's presence and its alarms that are active and not shelved: their
@@ -834,23 +953,24 @@ function deviceStatus(device) {
   return { online: device.online, severity, alarmCount, sortRank };
 }
 
-function matchesFilter(device, status) {
-  if (filter.status === 'online' && !device.online) return false;
-  if (filter.status === 'offline' && device.online) return false;
-  if (filter.status === 'alarm' && status.alarmCount === 0) return false;
-  if (filter.text === '') return true;
-  return (
-    device.id.toLowerCase().includes(filter.text) || device.type.toLowerCase().includes(filter.text)
-  );
+/** Returns the group key that sorts right after `key`, if any. */
+function nextGroupKey(key) {
+  let next;
+  for (const other of groups.keys()) {
+    if (compareFarmKeys(other, key) <= 0) continue;
+    if (next === undefined || compareFarmKeys(other, next) < 0) next = other;
+  }
+  return next;
 }
 
-function ensureGroup(type) {
-  let group = groups.get(type);
+function ensureGroup(key) {
+  let group = groups.get(key);
   if (group) return group;
 
   const section = createElement('section', 'group');
+  section.dataset.farm = key;
   const head = createElement('div', 'group-head');
-  const title = createElement('h2', 'group-title', type);
+  const title = createElement('h2', 'group-title', farmLabel(key));
   groupsCreated++;
   title.id = `group-title-${groupsCreated}`;
   section.setAttribute('aria-labelledby', title.id);
@@ -859,11 +979,11 @@ function ensureGroup(type) {
   const grid = createElement('div', 'tile-grid');
   section.append(head, grid);
 
-  const nextType = nextInOrder(groups.keys(), type);
-  groupsContainer.insertBefore(section, nextType ? groups.get(nextType).section : null);
+  const nextKey = nextGroupKey(key);
+  groupsContainer.insertBefore(section, nextKey === undefined ? null : groups.get(nextKey).section);
 
-  group = { type, section, grid, count, members: new Set(), needsSort: true, needsCount: true };
-  groups.set(type, group);
+  group = { key, section, grid, count, members: new Set(), needsSort: true, needsCount: true };
+  groups.set(key, group);
   return group;
 }
 
@@ -878,11 +998,14 @@ function createTile(device) {
   const link = createElement('a', 'tile-link', device.id);
   link.href = deviceHref(device.id);
   title.append(link);
+  const kind = createElement('p', 'tile-type');
+  const naming = createElement('div', 'tile-naming');
+  naming.append(title, kind);
   const badges = createElement('div', 'tile-badges');
   const presenceBadge = createElement('span', 'badge');
   const alarmBadge = createElement('span', 'badge');
   badges.append(presenceBadge, alarmBadge);
-  head.append(title, badges);
+  head.append(naming, badges);
 
   const values = createElement('dl', 'tile-values');
   const foot = createElement('div', 'tile-foot');
@@ -894,6 +1017,7 @@ function createTile(device) {
 
   return {
     root,
+    kind,
     presenceBadge,
     alarmBadge,
     values,
@@ -1005,12 +1129,13 @@ function renderTile(deviceId) {
     tile = createTile(device);
     tiles.set(deviceId, tile);
   }
-  if (tile.group?.type !== device.type) {
+  const groupKey = farmKey(device);
+  if (tile.group?.key !== groupKey) {
     if (tile.group) {
       tile.group.members.delete(deviceId);
       tile.group.needsCount = true;
     }
-    tile.group = ensureGroup(device.type);
+    tile.group = ensureGroup(groupKey);
     tile.group.members.add(deviceId);
     tile.group.grid.append(tile.root);
     tile.group.needsSort = true;
@@ -1024,7 +1149,7 @@ function renderTile(deviceId) {
     if (filter.alarmsFirst) tile.group.needsSort = true;
   }
 
-  const visible = matchesFilter(device, status);
+  const visible = matchesFilter(device, status, filter);
   if (tile.root.hidden === visible) {
     tile.root.hidden = !visible;
     tile.group.needsCount = true;
@@ -1034,6 +1159,8 @@ function renderTile(deviceId) {
 }
 
 function renderTileContent(tile, device) {
+  const kind = device.name ? `${device.name} · ${device.type}` : device.type;
+  setText(tile.kind, kind);
   renderTileValues(tile, device);
   renderTileTimes(tile, device);
 }
@@ -1076,7 +1203,7 @@ function renderGroups() {
   for (const group of [...groups.values()]) {
     if (group.members.size === 0) {
       group.section.remove();
-      groups.delete(group.type);
+      groups.delete(group.key);
       continue;
     }
     if (group.needsSort) {
@@ -1102,34 +1229,39 @@ function renderGroups() {
   if (devices.size === 0) {
     emptyText = snapshotReceived ? 'No device has reported yet.' : 'Waiting for the engine…';
   } else if (visibleTotal === 0) {
-    emptyText = 'No device matches the search and status filter.';
+    emptyText = 'No device matches the search, status and farm filter.';
   }
   setText(fleetEmpty, emptyText);
   fleetEmpty.hidden = emptyText === '';
+  renderFarmOptions(farmFilter, groups.keys());
 }
 
+// The counts cover the devices that the search and farm filter keep, so each one equals
+// the number of tiles its status filter shows.
 function renderCounts() {
-  let online = 0;
-  let inAlarm = 0;
-  for (const device of devices.values()) {
-    if (device.online) online++;
-    const alarms = alarmsByDevice.get(device.id);
-    if (alarms && countAlerting(alarms.values()) > 0) inAlarm++;
-  }
-  setText(byId('count-total'), String(devices.size));
-  setText(byId('count-online'), String(online));
-  setText(byId('count-offline'), String(devices.size - online));
-  setText(byId('count-alarm'), String(inAlarm));
+  const counts = countByStatus(devices.values(), filter, deviceStatus);
+  setText(byId('count-total'), String(counts.total));
+  setText(byId('count-online'), String(counts.online));
+  setText(byId('count-offline'), String(counts.offline));
+  setText(byId('count-alarm'), String(counts.alarm));
+  const filtered = filter.text !== '' || filter.farm !== ALL_FARMS;
+  setText(byId('count-scope'), filtered ? `of ${devices.size} devices, filtered` : '');
 }
 
 function applyFilterChange() {
   filter.text = searchInput.value.trim().toLowerCase();
   filter.status = statusFilter.value;
+  filter.farm = farmFilter.value;
   for (const chip of document.querySelectorAll('.count-chip')) {
     chip.setAttribute('aria-pressed', String(chip.dataset.filter === filter.status));
   }
   dirty.allDevices = true;
+  dirty.counts = true;
   scheduleRender();
+}
+
+function applyLayoutChange() {
+  groupsContainer.dataset.layout = layoutInput.checked ? 'list' : 'grid';
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1233,8 +1365,9 @@ function createShelveChoices() {
 function renderAlarmActions(actions, alarm) {
   const active = isActive(alarm);
   const shelved = isShelved(alarm);
-  // An alarm that left the view is cleared and acknowledged, or unknown to the engine.
-  const inView = alarmsInView.has(alarm.id);
+  // An alarm that left the view is cleared and acknowledged, or unknown to the engine. A
+  // farm viewer gets no controls, because the engine rejects its actions.
+  const inView = alarmsInView.has(alarm.id) && canAct();
   const visible = {
     acknowledge: inView && !isAcknowledged(alarm),
     clear: inView && active,
@@ -1512,7 +1645,17 @@ function storeOperatorName(name) {
   }
 }
 
+/**
+ * Returns the name sent as `by` with alarm actions: the token's name when signed in, else
+ * the name this browser stored, or null when there is none yet.
+ */
+function actingName() {
+  return isSignedIn() ? currentIdentity().name : operatorName;
+}
+
 function renderOperator() {
+  // A signed-in person acts under the token's name, which the header shows.
+  byId('operator').hidden = isSignedIn();
   setText(byId('operator-name'), operatorName ?? 'not set');
   setDataFlag(byId('operator'), 'unset', operatorName === null);
   setText(byId('operator-change'), operatorName === null ? 'Set name' : 'Change');
@@ -1562,31 +1705,6 @@ function alarmPath(alarmId) {
   return alarmId.split('/').map(encodeURIComponent).join('/');
 }
 
-/** Returns the `{code, message}` of an API error response, also for a body that is not JSON. */
-async function readApiError(response) {
-  const text = await response.text().catch(() => '');
-  try {
-    const body = JSON.parse(text);
-    if (typeof body?.error?.message === 'string') return body.error;
-  } catch {
-    // Errors that the HTTP framework writes itself are plain text.
-  }
-  const message = text.trim().slice(0, 300) || `HTTP status ${response.status}`;
-  return { code: `http_${response.status}`, message };
-}
-
-/** Fetches `url`, failing with a TimeoutError after REQUEST_TIMEOUT_MS. */
-async function fetchWithTimeout(url, options = {}) {
-  return fetch(url, { ...options, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-}
-
-function describeFetchError(error) {
-  if (error?.name === 'TimeoutError') {
-    return `the engine did not answer within ${REQUEST_TIMEOUT_MS / 1000} s`;
-  }
-  return `the engine could not be reached (${error?.message ?? error})`;
-}
-
 function setPendingAction(alarmId, action) {
   if (action === undefined) {
     pendingActions.delete(alarmId);
@@ -1612,7 +1730,7 @@ function announce(text) {
  */
 async function requestAlarmAction(alarm, action, options = {}) {
   if (pendingActions.has(alarm.id)) return;
-  const by = operatorName ?? (await askOperatorName());
+  const by = actingName() ?? (await askOperatorName());
   if (by === null) return;
 
   const { label, done } = ALARM_ACTIONS[action];
@@ -1620,7 +1738,7 @@ async function requestAlarmAction(alarm, action, options = {}) {
   const url = `/api/v1/alarms/${alarmPath(alarm.id)}/${action}`;
   setPendingAction(alarm.id, action);
   try {
-    const response = await fetchWithTimeout(url, {
+    const response = await apiFetch(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ by, ...options }),
@@ -1973,17 +2091,12 @@ function renderAlarmHistory(parts) {
   if (state === 'loading' && rows.length === 0) status = 'Loading the alarm history…';
   if (state === 'failed') status = `The alarm history could not be loaded: ${error}`;
   if (state === 'loaded' && rows.length === 0) {
-    const limit = ALARM_HISTORY_LIMIT;
-    status = `No stored transition of this alarm among the newest ${limit} of its device.`;
+    status = 'No stored transition of this alarm.';
   }
   setText(parts.historyStatus, status);
   parts.historyStatus.hidden = status === '';
 }
 
-// The history API filters by device, not by alarm, so the detail reads the newest events
-// of the device and keeps this alarm's.
-// NOTE: an alarm whose device has more than ALARM_HISTORY_LIMIT newer events shows only
-// part of its history, or none.
 async function loadAlarmHistory() {
   const alarm = alarmDetail.alarm;
   if (!alarm) return;
@@ -1993,12 +2106,12 @@ async function loadAlarmHistory() {
   dirty.alarmDetail = true;
   scheduleRender();
 
-  const query = new URLSearchParams({ device: alarm.device, limit: String(ALARM_HISTORY_LIMIT) });
+  const query = new URLSearchParams({ alarm: alarm.id, limit: String(ALARM_HISTORY_LIMIT) });
   const url = `/api/v1/alarms?${query}`;
   let events;
   let error = '';
   try {
-    const response = await fetchWithTimeout(url);
+    const response = await apiFetch(url);
     if (response.ok) {
       const body = await response.json();
       events = Array.isArray(body.events) ? body.events : [];
@@ -2087,7 +2200,7 @@ async function loadAlarmNotifications() {
   let off = false;
   let error = '';
   try {
-    const response = await fetchWithTimeout(url);
+    const response = await apiFetch(url);
     if (response.ok) {
       const body = await response.json();
       off = body.configured === false;
@@ -2122,9 +2235,12 @@ const deviceView = {
   id: null,
   /** Charts by key: { card, latest, chart }. */
   charts: new Map(),
-  /** Cells of the reported-state table by key: { value, time }. */
-  rows: new Map(),
 };
+const shadowTable = new ShadowTable(byId('shadow-rows'), {
+  formatValue,
+  formatDeviceTime: formatUtcDateTime,
+  formatEngineTime: formatLocalTime,
+});
 const deviceAlarms = new AlarmList(byId('device-alarms'), false);
 
 /** Sets the tab title: the device shown, if any, after the count of active, unshelved alarms. */
@@ -2140,9 +2256,9 @@ function updateDocumentTitle() {
 function closeDeviceView() {
   for (const { chart } of deviceView.charts.values()) chart.destroy();
   deviceView.charts.clear();
-  deviceView.rows.clear();
   byId('charts').textContent = '';
-  byId('shadow-rows').textContent = '';
+  shadowTable.clear();
+  resetDesiredForm();
   deviceAlarms.clear();
   deviceView.id = null;
 }
@@ -2208,33 +2324,33 @@ function renderDeviceAlarms(device) {
 }
 
 function renderShadowRows(device) {
-  const body = byId('shadow-rows');
-  const keys = Object.keys(device.reported).sort(collator.compare);
-  if (keys.length !== deviceView.rows.size || keys.some((key) => !deviceView.rows.has(key))) {
-    body.textContent = '';
-    deviceView.rows.clear();
-    for (const key of keys) {
-      const row = createElement('tr');
-      const name = createElement('th', 'shadow-key', key);
-      name.scope = 'row';
-      const value = createElement('td', 'shadow-value');
-      const time = createElement('td', 'shadow-time');
-      row.append(name, value, time);
-      body.append(row);
-      deviceView.rows.set(key, { value, time });
-    }
+  const keys = [...new Set([...Object.keys(device.reported), ...Object.keys(device.desired)])];
+  keys.sort(collator.compare);
+  shadowTable.render(device, keys, canAct());
+  byId('desired-form').hidden = !canAct();
+  const suggestions = byId('desired-keys');
+  if (suggestions.childElementCount !== keys.length) {
+    suggestions.replaceChildren(...keys.map((key) => new Option(key)));
   }
-  for (const [key, { value, time }] of deviceView.rows) {
-    const entry = device.reported[key];
-    setText(value, formatValue(key, entry.value));
-    setText(time, isFiniteNumber(entry.ts) ? formatUtcDateTime(entry.ts) : '—');
-  }
+}
+
+/** Removes the charts, so that the next render draws them from the current buffers. */
+function resetDeviceCharts() {
+  for (const { chart } of deviceView.charts.values()) chart.destroy();
+  deviceView.charts.clear();
+  byId('charts').textContent = '';
 }
 
 function renderDeviceCharts(device) {
   const container = byId('charts');
+  loadChartHistory(device.id);
   const series = history.get(device.id) ?? new Map();
   const keys = [...series.keys()].sort(collator.compare);
+  // Each chart shows the chosen window before the device's newest frame.
+  if (device.lastFrameTs !== null) {
+    const cutoff = device.lastFrameTs - chartWindowMs();
+    for (const buffer of series.values()) buffer.dropBefore(cutoff);
+  }
   for (const key of keys) {
     let view = deviceView.charts.get(key);
     if (!view) {
@@ -2268,6 +2384,7 @@ function renderDeviceCharts(device) {
 
 const fleetSection = byId('fleet-view');
 const deviceSection = byId('device-view');
+const alarmsSection = byId('alarms-view');
 let fleetScrollY = 0;
 
 function route() {
@@ -2282,20 +2399,27 @@ function route() {
       // A malformed escape is shown as typed, since no valid device id contains `%`.
     }
     showDeviceView(id);
+  } else if (/^#\/alarms(\?|$)/.test(location.hash)) {
+    showAlarmsView();
   } else {
     showFleetView();
+  }
+  for (const link of document.querySelectorAll('[data-nav]')) {
+    if (link.dataset.nav === document.body.dataset.view) {
+      link.setAttribute('aria-current', 'page');
+    } else {
+      link.removeAttribute('aria-current');
+    }
   }
 }
 
 function showDeviceView(id) {
   if (deviceView.id === null) fleetScrollY = window.scrollY;
-  if (deviceView.id !== id) {
-    closeDeviceView();
-    backfillHistory(id);
-  }
+  if (deviceView.id !== id) closeDeviceView();
   deviceView.id = id;
   document.body.dataset.view = 'device';
   fleetSection.hidden = true;
+  alarmsSection.hidden = true;
   deviceSection.hidden = false;
   renderDeviceView();
   window.scrollTo(0, 0);
@@ -2307,9 +2431,24 @@ function showFleetView() {
   closeDeviceView();
   document.body.dataset.view = 'fleet';
   deviceSection.hidden = true;
+  alarmsSection.hidden = true;
   fleetSection.hidden = false;
   updateDocumentTitle();
   if (wasOnDevice) window.scrollTo(0, fleetScrollY);
+}
+
+function showAlarmsView() {
+  const wasOnAlarms = document.body.dataset.view === 'alarms';
+  if (deviceView.id === null && !wasOnAlarms) fleetScrollY = window.scrollY;
+  closeDeviceView();
+  document.body.dataset.view = 'alarms';
+  fleetSection.hidden = true;
+  deviceSection.hidden = true;
+  alarmsSection.hidden = false;
+  updateDocumentTitle();
+  setHistoryDeviceSuggestions([...devices.keys()].sort(collator.compare));
+  showAlarmHistory(location.hash);
+  if (!wasOnAlarms) byId('alarms-title').focus({ preventScroll: true });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2317,7 +2456,7 @@ function showFleetView() {
 
 const connection = {
   socket: null,
-  /** One of connecting, live, reconnecting, stale. */
+  /** One of connecting, live, reconnecting, stale, signed-out (waiting for a sign-in). */
   state: 'connecting',
   /** Connections in a row that closed or failed, which picks the next backoff delay. */
   failures: 0,
@@ -2332,11 +2471,16 @@ const connection = {
   /** Wall-clock time of the last message before the connection was lost or went stale. */
   lastDataAt: 0,
   everConnected: false,
+  /** Whether the current socket opened, to distinguish a rejected upgrade from a lost connection. */
+  opened: false,
 };
 
-function webSocketUrl() {
-  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${scheme}//${location.host}/ws`;
+/** Close code of a live socket whose token expired or was revoked. */
+const CLOSE_CODE_UNAUTHORIZED = 4401;
+
+/** Returns the WebSocket URL for logs: without its query, which carries the token. */
+function webSocketUrlForLog() {
+  return webSocketUrl().split('?')[0];
 }
 
 function send(message) {
@@ -2347,17 +2491,20 @@ function send(message) {
 function connect() {
   clearTimeout(connection.retryTimer);
   connection.retryTimer = 0;
+  // The sign-in panel is open, so a socket would be rejected as well. Signing in connects.
+  if (signInRequired()) return;
   setConnectionState('connecting');
 
   let socket;
   try {
     socket = new WebSocket(webSocketUrl());
   } catch (error) {
-    console.error(`Failed to open a WebSocket to ${webSocketUrl()}`, error);
+    console.error(`Failed to open a WebSocket to ${webSocketUrlForLog()}`, error);
     scheduleReconnect();
     return;
   }
   connection.socket = socket;
+  connection.opened = false;
   socket.addEventListener('open', () => {
     if (socket === connection.socket) handleOpen();
   });
@@ -2369,14 +2516,28 @@ function connect() {
   });
 }
 
+/** Closes the socket and stops reconnecting, until signing in calls connect again. */
+function disconnect() {
+  clearTimeout(connection.retryTimer);
+  connection.retryTimer = 0;
+  clearInterval(connection.pingTimer);
+  connection.pingTimer = 0;
+  const socket = connection.socket;
+  connection.socket = null;
+  socket?.close(1000, 'signed out');
+  setConnectionState('signed-out');
+}
+
 function handleOpen() {
+  connection.opened = true;
   connection.failures = 0;
   connection.everConnected = true;
   connection.lastMessageAt = Date.now();
   connection.pingsInFlight.clear();
   connection.roundTripMs = null;
   engineClockOffsetMs = null;
-  console.info(`Connected to ${webSocketUrl()}`);
+  console.info(`Connected to ${webSocketUrlForLog()}`);
+  if (currentIdentity() === null) loadIdentity();
   send({ type: 'subscribe', all: true });
   connection.pingTimer = setInterval(sendPing, PING_INTERVAL_MS);
   setConnectionState('live');
@@ -2391,7 +2552,25 @@ function handleClose(event) {
     const reason = event.reason ? `, reason ${event.reason}` : '';
     console.warn(`WebSocket closed (code ${event.code}${reason}); reconnecting`);
   }
+  if (event.code === CLOSE_CODE_UNAUTHORIZED) {
+    const message = event.reason || 'the engine closed the live connection because the token expired';
+    reportAuthFailure({ code: 'token_expired', message });
+    return;
+  }
+  if (!connection.opened && getToken() !== null) {
+    checkTokenThenReconnect();
+    return;
+  }
   scheduleReconnect();
+}
+
+// A browser does not report why a WebSocket failed to open, and an engine that rejects
+// the token replies to the upgrade with status 401. One API request distinguishes a
+// rejected token, which opens the sign-in panel through apiFetch, from an engine that is
+// down or restarting.
+function checkTokenThenReconnect() {
+  scheduleReconnect();
+  loadIdentity();
 }
 
 function scheduleReconnect() {
@@ -2404,6 +2583,10 @@ function scheduleReconnect() {
 
 function retryNow() {
   if (connection.retryTimer) connect();
+}
+
+function handleAuthFailure() {
+  if (connection.state !== 'signed-out') disconnect();
 }
 
 function sendPing() {
@@ -2445,6 +2628,9 @@ function handleMessage(data) {
       break;
     case 'alarm':
       applyAlarmTransition(message);
+      break;
+    case 'desired':
+      applyDesiredMessage(message);
       break;
     case 'status':
       applyStatus(message);
@@ -2528,6 +2714,10 @@ function renderConnection() {
       label = 'Reconnecting';
       detail = `retry in ${Math.max(0, Math.ceil((connection.retryAt - now) / 1000))} s`;
       break;
+    case 'signed-out':
+      label = 'Not connected';
+      detail = 'sign-in needed';
+      break;
     default:
       label = connection.everConnected ? 'Reconnecting' : 'Connecting';
       detail = connection.everConnected ? 'connecting…' : '';
@@ -2587,9 +2777,38 @@ function showToast(text, kind = 'error') {
 // ---------------------------------------------------------------------------------------
 // Start
 
-function start() {
+/** Re-renders what depends on the identity: the operator name and the action controls. */
+function handleIdentity() {
+  renderOperator();
+  // Alarm items update only when their alarm changes, so they are built anew.
+  panelAlarms.clear();
+  deviceAlarms.clear();
+  dirty.allDevices = true;
+  dirty.alarms = true;
+  dirty.deviceView = true;
+  dirty.alarmDetail = true;
+  scheduleRender();
+}
+
+function handleSignedIn() {
+  alarmLogList.textContent = '';
+  byId('alarm-log-empty').hidden = false;
+  connection.failures = 0;
+  connect();
+}
+
+async function start() {
+  // The sign-in link's `#token=` must leave the address before routing reads the hash.
+  captureTokenFromUrl();
+  startAuth();
+  onAuthFailure(handleAuthFailure);
+  onIdentity(handleIdentity);
+  onSignedIn(handleSignedIn);
+
   searchInput.addEventListener('input', applyFilterChange);
   statusFilter.addEventListener('change', applyFilterChange);
+  farmFilter.addEventListener('change', applyFilterChange);
+  layoutInput.addEventListener('change', applyLayoutChange);
   alarmsFirstInput.addEventListener('change', () => {
     filter.alarmsFirst = alarmsFirstInput.checked;
     for (const group of groups.values()) group.needsSort = true;
@@ -2604,6 +2823,20 @@ function start() {
     });
   }
   byId('retry-now').addEventListener('click', retryNow);
+  startDesiredForm({
+    currentDevice: () => (deviceView.id === null ? null : devices.get(deviceView.id) ?? null),
+    onApplied: (device, body) => {
+      applyDesired(device, body.desired, body.delta, engineNow());
+      markDeviceChanged(device.id, false);
+    },
+    announce,
+  });
+  startChartWindow(changeChartWindow);
+  startAlarmHistory({
+    formatTime: formatLocalTime,
+    formatFullTime: formatLocalDateTime,
+    deviceHref,
+  });
   for (const id of ['panel-alarms', 'device-alarms', 'alarm-log', 'alarm-detail']) {
     byId(id).addEventListener('click', handleAlarmClick);
   }
@@ -2626,9 +2859,12 @@ function start() {
   if (matchMedia('(max-width: 1100px)').matches) byId('alarm-log-section').open = false;
 
   applyFilterChange();
+  applyLayoutChange();
   route();
-  connect();
   setInterval(tick, 1000);
+  // A rejected token opens the sign-in panel instead, and signing in connects.
+  const outcome = await loadIdentity();
+  if (outcome !== 'rejected') connect();
 }
 
 start();

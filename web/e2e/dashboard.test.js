@@ -8,8 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
+import mqtt from 'mqtt';
 import { chromium } from 'playwright-core';
-import { readLogTail, repoRoot, startEngine } from './engine.js';
+import { mintToken, readLogTail, repoRoot, startEngine } from './engine.js';
 
 const CHROMIUM_PATH = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -23,6 +24,7 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 const VIEWPORT = { width: 1400, height: 900 };
+const PHONE_VIEWPORT = { width: 390, height: 844 };
 
 // Replay speeds, in device seconds per real second. The last feed bin to appear sends its
 // first frame 31 h into the 48 h recording, so at 6000x every device exists about 19 s
@@ -39,6 +41,14 @@ const FEED_BIN_IDS = Array.from(
 );
 const MACHINE_ID = 'machine-01';
 const DEVICE_IDS = [...FEED_BIN_IDS, MACHINE_ID].sort();
+// Farms of the demo's default `[[farms]]` list: the feed bins' and the machine's.
+const FEED_BIN_FARM = 'odrc';
+const MACHINE_FARM = 'nab';
+
+// A device that the test itself plays over MQTT, to check that a desired value reaches it.
+const TEST_DEVICE = 'e2e-valve-01';
+const TOPIC_PREFIX = 'valmetal/equipment';
+const DESIRED_KEY = 'setpoint_c';
 
 // A bin that reports in the first minutes of the recording and whose end weight changes
 // with almost every visit (51 of 52 visits in the first 12 h).
@@ -60,7 +70,6 @@ const BUTTON_TIMEOUT_MS = 2000;
 // race against the replay, which clears a feed bin's alarm within seconds.
 const SHELVE_ATTEMPTS = 5;
 
-const OPERATOR_NAME = 'Dana Ortiz';
 const SEVERITY_RANK = { critical: 5, major: 4, minor: 3, warning: 2, info: 1 };
 // Response header that marks an error response the test fakes with `page.route`.
 const FAKED_RESPONSE_HEADER = 'x-e2e-faked';
@@ -107,6 +116,12 @@ function chartPointCount(label) {
   return match ? Number(match[1]) : 0;
 }
 
+/** Parses the time of the newest point from a chart canvas's aria-label, as epoch ms. */
+function chartLatestTime(label) {
+  const match = / at (\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}) UTC$/.exec(label ?? '');
+  return match ? Date.parse(`${match[1]}T${match[2]}Z`) : 0;
+}
+
 describe('operator dashboard', { timeout: 180_000 }, () => {
   let workDir;
   let screenshotDir;
@@ -122,25 +137,60 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
    */
   const expectedErrorUrls = new Set();
 
+  /** Name the engine records for actions of the signed-in test token. */
+  let signedInName = null;
+
   async function fetchReported(deviceId, key) {
     const url = engine.apiUrl(`api/v1/devices/${deviceId}`);
-    const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    const response = await engine.apiFetch(`api/v1/devices/${deviceId}`);
     if (!response.ok) throw new Error(`GET ${url} failed with status ${response.status}`);
     const body = await response.json();
     return body.reported?.[key]?.value;
   }
 
-  async function saveScreenshot(name) {
+  /** Shows the device view of `device` in the main page. */
+  async function showDevice(device) {
+    await page.evaluate((hash) => {
+      location.hash = hash;
+    }, `#/device/${device}`);
+    await page.locator('#device-view:not([hidden])').waitFor();
+    assert.equal(await page.locator('#device-title').textContent(), device);
+  }
+
+  async function showFleet() {
+    await page.evaluate(() => {
+      location.hash = '#/';
+    });
+    await page.locator('#fleet-view:not([hidden])').waitFor();
+  }
+
+  /** Returns the canvas of the chart of `key` in the device view. */
+  function chartCanvas(key) {
+    return page
+      .locator('#charts .chart-card', {
+        has: page.locator('.chart-key', { hasText: new RegExp(`^${key}$`) }),
+      })
+      .locator('canvas');
+  }
+
+  async function saveScreenshot(name, target = page) {
     const file = path.join(screenshotDir, name);
     // Tiles flash on every update. Reduced motion stops new flashes and `animations:
     // 'disabled'` finishes the running ones, so no tile shows a half-faded highlight.
-    await page.emulateMedia({ reducedMotion: 'reduce' });
+    await target.emulateMedia({ reducedMotion: 'reduce' });
     try {
-      await page.screenshot({ path: file, animations: 'disabled' });
+      await target.screenshot({ path: file, animations: 'disabled' });
     } finally {
-      await page.emulateMedia({ reducedMotion: 'no-preference' });
+      await target.emulateMedia({ reducedMotion: 'no-preference' });
     }
     return file;
+  }
+
+  /** Opens a page in a new browser context with the test's locale, time zone and `viewport`. */
+  async function openPage(viewport = VIEWPORT) {
+    const context = await browser.newContext({ viewport, locale: 'en-US', timezoneId: 'UTC' });
+    context.setDefaultTimeout(15_000);
+    return context.newPage();
   }
 
   before(async () => {
@@ -196,7 +246,12 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
       });
     });
 
-    await page.goto(engine.url);
+    // The demo signs in with a local issuer and prints a sign-in link with an admin token.
+    assert.ok(engine.token, `no sign-in link in the engine log ${engine.logPath}`);
+    const response = await engine.apiFetch('api/v1/me');
+    assert.equal(response.status, 200, 'status of GET /api/v1/me with the sign-in token');
+    signedInName = (await response.json()).name;
+    await page.goto(engine.signInUrl);
     await page.locator('body[data-connection="live"]').waitFor();
   });
 
@@ -338,18 +393,11 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
 
     /** The alarm that the first test acknowledges: `{id, device}`. */
     let acknowledged;
-
-    async function showDevice(device) {
-      await page.evaluate((hash) => {
-        location.hash = hash;
-      }, `#/device/${device}`);
-      await page.locator('#device-view:not([hidden])').waitFor();
-      assert.equal(await page.locator('#device-title').textContent(), device);
-    }
+    /** Name the actions are recorded under: the sign-in token's. */
+    let operatorName;
 
     async function fetchJson(apiPath) {
-      const url = engine.apiUrl(apiPath);
-      const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
+      const response = await engine.apiFetch(apiPath);
       return { status: response.status, body: await response.json() };
     }
 
@@ -373,8 +421,11 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
       await page.locator('#fleet-view:not([hidden])').waitFor();
     });
 
-    test('acknowledge asks for the operator name', async () => {
-      assert.equal(await page.locator('#operator-name').textContent(), 'not set');
+    // Signed in, the page acts under the token's name and asks for none.
+    test('acknowledge records the operator', async () => {
+      operatorName = signedInName;
+      assert.equal(await page.locator('#operator').isVisible(), false, 'name control shown');
+      assert.equal(await page.locator('#user-name').textContent(), signedInName);
 
       // A cleared bin_low alarm stays listed until someone acknowledges it, so it is still
       // there at the click, unless its device collects more than 32 cleared alarms first.
@@ -396,14 +447,10 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
         .locator('.detail-section p.muted', { hasText: 'Notifications are not configured' })
         .waitFor({ timeout: ACTION_TIMEOUT_MS });
 
-      await detail.locator('button[data-action="acknowledge"]').click();
-      const nameDialog = page.locator('#operator-dialog');
-      await nameDialog.waitFor();
-      await page.locator('#operator-input').fill(OPERATOR_NAME);
       const response = page.waitForResponse((r) => isActionRequest(r, id, 'acknowledge'), {
         timeout: ACTION_TIMEOUT_MS,
       });
-      await nameDialog.locator('button[type="submit"]').click();
+      await detail.locator('button[data-action="acknowledge"]').click();
       assert.equal((await response).status(), 200, 'status of the acknowledge request');
 
       // The log keeps the newest 200 transitions, so it is checked before the replay's
@@ -412,10 +459,12 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
         `#alarm-log > li[data-alarm-id="${id}"][data-transition="acknowledged"] .log-operator`,
       );
       await logOperator.waitFor({ timeout: ACTION_TIMEOUT_MS });
-      assert.equal(await logOperator.textContent(), `by ${OPERATOR_NAME}`);
-      assert.equal(await page.locator('#operator-name').textContent(), OPERATOR_NAME);
-      const stored = await page.evaluate(() => localStorage.getItem('valmetal.operator'));
-      assert.equal(stored, OPERATOR_NAME, 'operator name in localStorage');
+      assert.equal(await logOperator.textContent(), `by ${operatorName}`);
+      assert.equal(
+        await page.locator('#operator-dialog').isVisible(),
+        false,
+        'name dialog shown to a signed-in operator',
+      );
     });
 
     test('acknowledged alarm shows the operator', async () => {
@@ -424,7 +473,7 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
 
       const badge = alarmDialog().locator('.badge-acknowledged');
       await badge.waitFor({ timeout: ACTION_TIMEOUT_MS });
-      assert.equal(await badge.textContent(), `acknowledged by ${OPERATOR_NAME}`);
+      assert.equal(await badge.textContent(), `acknowledged by ${operatorName}`);
       const acknowledgeButton = alarmDialog().locator('button[data-action="acknowledge"]');
       assert.equal(await acknowledgeButton.isVisible(), false, 'Acknowledge button still shown');
 
@@ -438,14 +487,14 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
 
       const event = await findHistoryEvent(device, id, 'acknowledged');
       assert.ok(event, `no acknowledged event of ${id} in the history of ${device}`);
-      assert.equal(event.operator, OPERATOR_NAME, 'operator of the stored event');
+      assert.equal(event.operator, operatorName, 'operator of the stored event');
 
       const historyRows = alarmDialog().locator('.detail-table tbody tr', {
         has: page.locator('.history-transition', { hasText: /^acknowledged$/ }),
       });
       await historyRows.first().waitFor({ timeout: ACTION_TIMEOUT_MS });
       const historyRow = await historyRows.first().locator('td').allTextContents();
-      assert.ok(historyRow.includes(OPERATOR_NAME), `history row ${historyRow.join(' | ')}`);
+      assert.ok(historyRow.includes(operatorName), `history row ${historyRow.join(' | ')}`);
 
       const file = await saveScreenshot('alarm.png');
       assert.ok((await stat(file)).size > 0, `empty screenshot ${file}`);
@@ -535,7 +584,7 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
 
       const { body, items } = shelved;
       assert.equal(body.transition, 'shelved');
-      assert.equal(body.operator?.by, OPERATOR_NAME, 'operator of the shelve response');
+      assert.equal(body.operator?.by, operatorName, 'operator of the shelve response');
       const until = body.alarm?.shelved_until;
       const hour = 3_600_000;
       assert.ok(
@@ -630,32 +679,313 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
     const historyResponse = page.waitForResponse(
       (response) => new URL(response.url()).pathname === historyPath,
     );
-    await page.evaluate((hash) => {
-      location.hash = hash;
-    }, `#/device/${MACHINE_ID}`);
-    await page.locator('#device-view:not([hidden])').waitFor();
-    assert.equal(await page.locator('#device-title').textContent(), MACHINE_ID);
+    await showDevice(MACHINE_ID);
     const response = await historyResponse;
     assert.equal(response.status(), 200, `${historyPath} answered ${response.status()}`);
     const stored = (await response.json()).series.temperature ?? [];
     assert.ok(stored.length > 0, 'the SQL store holds no temperature history');
 
-    const card = page.locator('#charts .chart-card', {
-      has: page.locator('.chart-key', { hasText: /^temperature$/ }),
-    });
-    const canvas = card.locator('canvas');
-    const readCount = async () => chartPointCount(await canvas.getAttribute('aria-label'));
-    const first = await pollValue(readCount, (n) => n >= stored.length, LIVE_CHECK_TIMEOUT_MS);
+    const canvas = chartCanvas('temperature');
+    const readLabel = async () => (await canvas.getAttribute('aria-label')) ?? '';
+    // The chart slides with the newest frame, dropping buckets as live points arrive, so
+    // it contains most but not always all of the stored buckets.
+    const first = await pollValue(
+      readLabel,
+      (label) => chartPointCount(label) >= stored.length / 2,
+      LIVE_CHECK_TIMEOUT_MS,
+    );
     assert.ok(
-      first >= stored.length,
-      `temperature chart has ${first} points, fewer than the ${stored.length} stored buckets`,
+      chartPointCount(first) >= stored.length / 2,
+      `temperature chart has ${chartPointCount(first)} points of ${stored.length} stored buckets`,
     );
 
-    const later = await pollValue(readCount, (n) => n > first, LIVE_CHECK_TIMEOUT_MS);
-    assert.ok(later > first, `temperature chart stayed at ${first} points`);
+    const later = await pollValue(
+      readLabel,
+      (label) => chartLatestTime(label) > chartLatestTime(first),
+      LIVE_CHECK_TIMEOUT_MS,
+    );
+    assert.ok(
+      chartLatestTime(later) > chartLatestTime(first),
+      `temperature chart gained no newer point than ${first}`,
+    );
 
     const file = await saveScreenshot('device.png');
     assert.ok((await stat(file)).size > 0, `empty screenshot ${file}`);
+  });
+
+  test('chart window change fetches that window', async () => {
+    await showDevice(MACHINE_ID);
+    const historyPath = `/api/v1/devices/${MACHINE_ID}/telemetry`;
+    const hour = 3_600_000;
+    // The chart is measured before the change, because the new history replaces it.
+    await chartCanvas('temperature').waitFor();
+    const hostWidth = await page
+      .locator('#charts .chart-host')
+      .first()
+      .evaluate((host) => host.clientWidth);
+    const historyResponse = page.waitForResponse(
+      (response) => new URL(response.url()).pathname === historyPath,
+    );
+    await page.locator('#chart-window').selectOption(String(hour));
+    const response = await historyResponse;
+    assert.equal(response.status(), 200, `${historyPath} answered ${response.status()}`);
+
+    const query = new URL(response.url()).searchParams;
+    const from = Number(query.get('from'));
+    const to = Number(query.get('to'));
+    assert.equal(to - from, hour, `window from ${from} to ${to}`);
+    assert.equal(Number(query.get('points')), hostWidth, 'points against the chart width');
+
+    // Five-minute readings give about 12 points an hour, far fewer than a day's.
+    const label = await pollValue(
+      async () => (await chartCanvas('temperature').getAttribute('aria-label')) ?? '',
+      (text) => chartPointCount(text) > 0 && chartPointCount(text) <= 30,
+      LIVE_CHECK_TIMEOUT_MS,
+    );
+    const count = chartPointCount(label);
+    assert.ok(count > 0, '1 h temperature chart is empty');
+    assert.ok(count <= 30, `1 h temperature chart has ${count} points`);
+
+    const back = page.waitForResponse(
+      (r) => new URL(r.url()).pathname === historyPath,
+    );
+    await page.locator('#chart-window').selectOption(String(24 * hour));
+    assert.equal((await back).status(), 200, 'status of the 24 h history request');
+  });
+
+  test('farm filter keeps one farm', async () => {
+    await showFleet();
+    const groupFarms = () =>
+      page.evaluate(() =>
+        [...document.querySelectorAll('#groups > section.group:not([hidden])')].map(
+          (section) => section.dataset.farm,
+        ),
+      );
+    const farms = await pollValue(groupFarms, (list) => list.includes(MACHINE_FARM), 5000);
+    assert.deepEqual(farms, [MACHINE_FARM, FEED_BIN_FARM].sort(), 'farm groups');
+
+    const visibleTiles = () =>
+      page.locator('#groups article.tile:not([hidden])').evaluateAll((tiles) =>
+        tiles.map((tile) => tile.dataset.device).sort(),
+      );
+    try {
+      await page.locator('#farm-filter').selectOption(MACHINE_FARM);
+      const tiles = await pollValue(visibleTiles, (ids) => ids.length === 1, RENDER_LAG_MS);
+      assert.deepEqual(tiles, [MACHINE_ID], `tiles of farm ${MACHINE_FARM}`);
+      assert.equal(await page.locator('#count-total').textContent(), '1', 'devices count');
+      assert.deepEqual(await groupFarms(), [MACHINE_FARM], 'groups shown');
+
+      await page.locator('#farm-filter').selectOption(FEED_BIN_FARM);
+      const bins = await pollValue(visibleTiles, (ids) => ids.length === 100, RENDER_LAG_MS);
+      assert.deepEqual(bins, FEED_BIN_IDS, `tiles of farm ${FEED_BIN_FARM}`);
+      assert.equal(await page.locator('#count-total').textContent(), '100', 'devices count');
+
+      // Search matches the farm too.
+      await page.locator('#farm-filter').selectOption('*');
+      await page.locator('#search').fill(MACHINE_FARM);
+      const found = await pollValue(visibleTiles, (ids) => ids.length === 1, RENDER_LAG_MS);
+      assert.deepEqual(found, [MACHINE_ID], `tiles found by searching ${MACHINE_FARM}`);
+    } finally {
+      await page.locator('#farm-filter').selectOption('*');
+      await page.locator('#search').fill('');
+    }
+  });
+
+  test('alarm history filters by transition', async () => {
+    await page.evaluate(() => {
+      location.hash = '#/alarms';
+    });
+    await page.locator('#alarms-view:not([hidden])').waitFor();
+    await page.locator('#history-transition').selectOption('raised');
+    await page.locator('#history-filters button[type="submit"]').click();
+    const rows = page.locator('#history-rows > tr');
+    const count = await pollValue(() => rows.count(), (n) => n > 0, LIVE_CHECK_TIMEOUT_MS);
+    assert.ok(count > 0, 'no raised transition in the alarm history');
+    const transitions = await rows.evaluateAll((list) => list.map((row) => row.dataset.transition));
+    assert.deepEqual([...new Set(transitions)], ['raised'], 'transitions listed');
+    assert.match(page.url(), /#\/alarms\?transition=raised$/, 'filter in the address');
+    const file = await saveScreenshot('alarm-history.png');
+    assert.ok((await stat(file)).size > 0, `empty screenshot ${file}`);
+    await page.locator('#history-transition').selectOption('');
+    await showFleet();
+  });
+
+  test('phone-sized fleet view fits the screen', async () => {
+    const phone = await openPage(PHONE_VIEWPORT);
+    try {
+      await phone.goto(engine.signInUrl);
+      await phone.locator('body[data-connection="live"]').waitFor();
+      await phone.locator('#groups article.tile').first().waitFor();
+      const overflow = await phone.evaluate(
+        () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+      );
+      assert.equal(overflow, 0, 'page scrolls sideways at 390 px');
+      const tileWidth = await phone
+        .locator('#groups article.tile')
+        .first()
+        .evaluate((tile) => tile.getBoundingClientRect().width);
+      assert.ok(tileWidth <= PHONE_VIEWPORT.width, `tile is ${tileWidth} px wide`);
+      await phone.locator('#farm-filter').waitFor({ state: 'visible' });
+      // The alarm panel comes first on a phone, so the screenshot starts at the fleet.
+      await phone.evaluate(() => {
+        const top = document.getElementById('fleet-title').getBoundingClientRect().top;
+        const header = document.querySelector('.topbar').getBoundingClientRect().height;
+        window.scrollBy(0, top - header - 8);
+      });
+      const file = await saveScreenshot('fleet-phone.png', phone);
+      assert.ok((await stat(file)).size > 0, `empty screenshot ${file}`);
+    } finally {
+      await phone.context().close();
+    }
+  });
+
+  test('bad token shows the sign-in panel', async () => {
+    const other = await openPage();
+    let sockets = 0;
+    other.on('websocket', () => sockets++);
+    try {
+      await other.goto(`${engine.url}#token=not-a-token`);
+      const dialog = other.locator('#signin-dialog');
+      await dialog.waitFor();
+      assert.match(await other.locator('#signin-reason').textContent(), /rejected|needs/);
+      assert.match(await dialog.textContent(), /valmetal token --help/);
+      assert.doesNotMatch(other.url(), /token=/, 'token left in the address bar');
+      // A rejected token must not start a reconnect loop.
+      await delay(3000);
+      assert.ok(sockets <= 1, `${sockets} WebSocket attempts with a rejected token`);
+
+      await other.locator('#signin-token').fill(engine.token);
+      await dialog.locator('button[type="submit"]').click();
+      await dialog.waitFor({ state: 'hidden' });
+      await other.locator('body[data-connection="live"]').waitFor();
+      const stored = await other.evaluate(() => localStorage.getItem('valmetal.token'));
+      assert.equal(stored, engine.token, 'token in localStorage after signing in');
+    } finally {
+      await other.context().close();
+    }
+  });
+
+  test('socket closed as expired asks to sign in', async () => {
+    const other = await openPage();
+    const sockets = [];
+    // The route passes the socket through to the engine, so the page goes live, and then
+    // closes it towards the page as the engine does when a token expires.
+    await other.routeWebSocket(/\/ws(\?|$)/, (socket) => {
+      sockets.push(socket);
+      socket.connectToServer();
+    });
+    try {
+      await other.goto(engine.signInUrl);
+      await other.locator('body[data-connection="live"]').waitFor();
+      await sockets[0].close({ code: 4401, reason: 'token expired' });
+
+      await other.locator('#signin-dialog').waitFor();
+      assert.match(await other.locator('#signin-reason').textContent(), /expired/);
+      assert.equal(await other.locator('#connection-state').textContent(), 'Not connected');
+      await delay(2500);
+      assert.equal(sockets.length, 1, 'WebSocket reopened after the token expired');
+      const file = await saveScreenshot('signin.png', other);
+      assert.ok((await stat(file)).size > 0, `empty screenshot ${file}`);
+    } finally {
+      await other.context().close();
+    }
+  });
+
+  test('farm viewer sees its farm only, without actions', async () => {
+    const token = await mintToken({
+      dataDir: engine.dataDir,
+      role: 'farm_viewer',
+      farms: [MACHINE_FARM],
+    });
+    const viewer = await openPage();
+    try {
+      await viewer.goto(`${engine.url}#token=${encodeURIComponent(token)}`);
+      await viewer.locator('body[data-connection="live"]').waitFor();
+      assert.equal(await viewer.locator('#user-role').textContent(), 'Farm viewer');
+      assert.equal(await viewer.locator('#user-farms').textContent(), MACHINE_FARM);
+
+      const tiles = viewer.locator('#groups article.tile');
+      await tiles.first().waitFor();
+      await delay(RENDER_LAG_MS);
+      const ids = await tiles.evaluateAll((list) => list.map((tile) => tile.dataset.device));
+      assert.deepEqual(ids, [MACHINE_ID], 'tiles a viewer of farm nab sees');
+
+      const visibleActions = () =>
+        viewer.evaluate(
+          () =>
+            [...document.querySelectorAll('button[data-action]')].filter(
+              (button) =>
+                button.dataset.action !== 'explain' && button.checkVisibility(),
+            ).length,
+        );
+      assert.equal(await visibleActions(), 0, 'action buttons shown on the fleet view');
+
+      await viewer.evaluate((hash) => {
+        location.hash = hash;
+      }, `#/device/${MACHINE_ID}`);
+      await viewer.locator('#device-view:not([hidden])').waitFor();
+      await viewer.locator('#shadow-rows > tr').first().waitFor();
+      assert.equal(await viewer.locator('#desired-form').isVisible(), false, 'desired form shown');
+      assert.equal(await visibleActions(), 0, 'action buttons shown on the device view');
+
+      const refused = await fetch(engine.apiUrl(`api/v1/devices/${MACHINE_ID}/desired`), {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ desired: { temperature: 20 } }),
+        signal: AbortSignal.timeout(5000),
+      });
+      assert.equal(refused.status, 403, 'status of a desired change by a farm viewer');
+    } finally {
+      await viewer.context().close();
+    }
+  });
+
+  test('desired edit reaches the device over MQTT', async () => {
+    const client = await mqtt.connectAsync(`mqtt://${engine.mqttAddr}`, {
+      clientId: `e2e-${process.pid}`,
+      reconnectPeriod: 0,
+    });
+    const deltas = [];
+    client.on('message', (topic, payload) => deltas.push(JSON.parse(payload.toString())));
+    try {
+      const base = `${TOPIC_PREFIX}/${TEST_DEVICE}`;
+      await client.subscribeAsync(`${base}/shadow/update/delta`, { qos: 1 });
+      const report = (value) =>
+        client.publishAsync(
+          `${base}/telemetry`,
+          JSON.stringify({ ts: Date.now(), values: { [DESIRED_KEY]: value } }),
+        );
+      await report(20);
+
+      await showDevice(TEST_DEVICE);
+      const row = page.locator(`#shadow-rows > tr[data-key="${DESIRED_KEY}"]`);
+      await row.waitFor();
+      await row.locator('button[data-action="edit-desired"]').click();
+      assert.equal(await page.locator('#desired-key').inputValue(), DESIRED_KEY);
+      await page.locator('#desired-value').fill('22.5');
+      await page.locator('#desired-send').click();
+      await page.locator(`#shadow-rows > tr[data-key="${DESIRED_KEY}"][data-desired="pending"]`)
+        .waitFor({ timeout: ACTION_TIMEOUT_MS });
+
+      const delta = await pollValue(
+        () => deltas.at(-1),
+        (document) => document?.state?.[DESIRED_KEY] !== undefined,
+        ACTION_TIMEOUT_MS,
+      );
+      assert.equal(delta?.state?.[DESIRED_KEY], 22.5, 'desired value in the MQTT delta');
+
+      await report(22.5);
+      const confirmed = row.locator('.desired-confirmed');
+      await confirmed.waitFor({ timeout: ACTION_TIMEOUT_MS });
+      assert.match(await confirmed.textContent(), /confirmed \d{2}:\d{2}:\d{2}/);
+      assert.equal(await row.getAttribute('data-desired'), 'confirmed');
+      await page.locator('#shadow-title').scrollIntoViewIfNeeded();
+      const file = await saveScreenshot('desired.png');
+      assert.ok((await stat(file)).size > 0, `empty screenshot ${file}`);
+    } finally {
+      await client.endAsync();
+      await showFleet();
+    }
   });
 
   test('page logs no console error', () => {

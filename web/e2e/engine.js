@@ -1,19 +1,27 @@
 // Starts and stops the `valmetal demo` engine for the browser tests: loopback ports
-// picked by the OS, a data directory and log file given by the caller.
+// picked by the OS, a data directory and log file given by the caller. Reads the sign-in
+// token that the engine prints at start and mints more with `valmetal token`.
 
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { open, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 const READY_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
 const START_ATTEMPTS = 3;
+// How long the log is read for the sign-in link after /healthz returns status 200. The engine prints
+// it while it starts, so it is usually there already.
+const SIGN_IN_LINK_WAIT_MS = 3000;
+const TOKEN_COMMAND_TIMEOUT_MS = 30_000;
+// A JWT: three base64url parts, the first being a JSON header, which starts with `eyJ`.
+const JWT_PATTERN = /eyJ[\w-]*\.[\w-]+\.[\w-]*/;
 
 /**
  * Returns the engine binary to test: `VALMETAL_BIN`, else the debug build under
@@ -45,9 +53,59 @@ export async function readLogTail(logPath, lines = 30) {
 }
 
 /**
+ * Returns the token of the sign-in link in the engine log (the line containing
+ * `#token=`), waiting up to SIGN_IN_LINK_WAIT_MS for it, or null when the engine prints
+ * none, as it does with auth off.
+ */
+async function readSignInToken(logPath, exited) {
+  const deadline = Date.now() + SIGN_IN_LINK_WAIT_MS;
+  for (;;) {
+    const text = await readFile(logPath, 'utf8').catch(() => '');
+    const line = text.split('\n').find((candidate) => candidate.includes('#token='));
+    if (line) {
+      const match = /#token=([^\s&#]+)/.exec(line);
+      return match ? decodeURIComponent(match[1]) : null;
+    }
+    if (Date.now() >= deadline) return null;
+    await Promise.race([delay(100), exited]);
+  }
+}
+
+/**
+ * Mints a token with `valmetal token` against the engine's data directory, which contains
+ * the local issuer's key. `role` is `admin`, `operator` or `farm_viewer`; `farms` lists the
+ * farms it may see. Returns the token.
+ */
+export async function mintToken({ dataDir, role, farms = [] }) {
+  const args = ['token', '--role', role, '--data-dir', dataDir];
+  for (const farm of farms) args.push('--farm', farm);
+  const { stdout } = await promisify(execFile)(engineBinaryPath(), args, {
+    env: engineEnvironment(),
+    timeout: TOKEN_COMMAND_TIMEOUT_MS,
+  });
+  const match = JWT_PATTERN.exec(stdout);
+  if (!match) {
+    throw new Error(`\`valmetal ${args.join(' ')}\` printed no token:\n${stdout}`);
+  }
+  return match[0];
+}
+
+// The engine's configuration loader reads `VALMETAL_*` variables and rejects unknown keys,
+// so the test's own variables stay out of the engine's environment.
+function engineEnvironment() {
+  const env = { ...process.env, NO_COLOR: '1' };
+  delete env.VALMETAL_BIN;
+  delete env.VALMETAL_UPDATE_SCREENSHOTS;
+  return env;
+}
+
+/**
  * Starts `valmetal demo` on free loopback ports and waits until `/healthz` returns status
- * 200. Returns `{ url, apiUrl(path), process, logPath, stop() }`. Retries with new ports
- * when the engine reports that an address is already in use, up to START_ATTEMPTS times.
+ * 200. Returns `{ url, signInUrl, token, apiUrl(path), apiFetch(path, options), process,
+ * logPath, mqttAddr, dataDir, stop() }`. `token` is the sign-in token the engine printed,
+ * or null when it printed none (auth off), and `signInUrl` is the link to open. Retries
+ * with new ports when the engine reports that an address is already in use, up to
+ * START_ATTEMPTS times.
  *
  * Options: `dataDir`, `logPath` (stdout and stderr of the engine), `speed` and
  * `machineSpeed` (replay speeds, device seconds per real second).
@@ -75,12 +133,7 @@ async function startEngineOnce({ dataDir, logPath, speed, machineSpeed }) {
     '--machine-speed', String(machineSpeed),
   ];
 
-  // The engine's configuration loader reads `VALMETAL_*` variables and rejects unknown
-  // keys, so the test's own variables stay out of the engine's environment.
-  const env = { ...process.env, NO_COLOR: '1' };
-  delete env.VALMETAL_BIN;
-  delete env.VALMETAL_UPDATE_SCREENSHOTS;
-
+  const env = engineEnvironment();
   const log = await open(logPath, 'a');
   const child = spawn(binary, args, { stdio: ['ignore', log.fd, log.fd], env });
   try {
@@ -140,11 +193,26 @@ async function startEngineOnce({ dataDir, logPath, speed, machineSpeed }) {
     process.removeListener('exit', killOnExit);
   }
 
+  const token = await readSignInToken(logPath, exited);
+  const apiUrl = (apiPath) => new URL(apiPath, url).href;
+  /** Fetches an engine path with the sign-in token, if there is one. */
+  const apiFetch = (apiPath, options = {}) => {
+    const headers = new Headers(options.headers ?? {});
+    if (token !== null) headers.set('authorization', `Bearer ${token}`);
+    const signal = options.signal ?? AbortSignal.timeout(5000);
+    return fetch(apiUrl(apiPath), { ...options, headers, signal });
+  };
+
   return {
     url,
-    apiUrl: (apiPath) => new URL(apiPath, url).href,
+    signInUrl: token === null ? url : `${url}#token=${encodeURIComponent(token)}`,
+    token,
+    apiUrl,
+    apiFetch,
     process: child,
     logPath,
+    mqttAddr,
+    dataDir,
     stop,
   };
 }

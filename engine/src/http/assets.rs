@@ -12,28 +12,48 @@ pub struct Asset {
 }
 
 /// Every dashboard file, by the path it is served at.
-pub const ASSETS: [Asset; 4] = [
+pub const ASSETS: [Asset; 11] = [
     Asset {
         path: "/",
         content_type: "text/html; charset=utf-8",
         body: include_str!("../../../web/index.html"),
     },
-    Asset {
-        path: "/app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../../web/app.js"),
-    },
-    Asset {
-        path: "/chart.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../../web/chart.js"),
-    },
+    script("/app.js", include_str!("../../../web/app.js")),
+    script(
+        "/alarm-history.js",
+        include_str!("../../../web/alarm-history.js"),
+    ),
+    script("/api.js", include_str!("../../../web/api.js")),
+    script("/auth.js", include_str!("../../../web/auth.js")),
+    script("/chart.js", include_str!("../../../web/chart.js")),
+    script(
+        "/chart-window.js",
+        include_str!("../../../web/chart-window.js"),
+    ),
+    script(
+        "/desired-form.js",
+        include_str!("../../../web/desired-form.js"),
+    ),
+    script(
+        "/fleet-filter.js",
+        include_str!("../../../web/fleet-filter.js"),
+    ),
+    script("/shadow.js", include_str!("../../../web/shadow.js")),
     Asset {
         path: "/style.css",
         content_type: "text/css; charset=utf-8",
         body: include_str!("../../../web/style.css"),
     },
 ];
+
+/// An ES module of the dashboard.
+const fn script(path: &'static str, body: &'static str) -> Asset {
+    Asset {
+        path,
+        content_type: "text/javascript; charset=utf-8",
+        body,
+    }
+}
 
 /// Responds with `asset`, telling browsers to revalidate so a new engine build is picked up.
 pub fn respond(asset: &'static Asset) -> Response {
