@@ -203,8 +203,16 @@ fn fan_out(criterion: &mut Criterion) {
                         hub.publish_change(change);
                         for client in &clients {
                             for item in client.queue.take(16).await {
-                                if let Outgoing::Update(update) = item {
-                                    std::hint::black_box(ServerMessage::Update(&update).to_json());
+                                match item {
+                                    Outgoing::Update(update) => {
+                                        std::hint::black_box(
+                                            ServerMessage::Update(&update).to_json(),
+                                        );
+                                    }
+                                    Outgoing::Rendered(_, text) => {
+                                        std::hint::black_box(text);
+                                    }
+                                    _ => {}
                                 }
                             }
                         }
