@@ -21,7 +21,7 @@ use crate::ingest::{IngestHandle, MqttIngest};
 use crate::notify::{self, Notifications, NotifyService, OutboxStore};
 use crate::rule_sources::RuleSources;
 use crate::rules_reload;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Intake, Storage, StorageError};
 use crate::store::registration::RegistrationStore;
 use crate::store::{AlarmHistory, RuleStore, alarm_history};
 
@@ -56,6 +56,8 @@ pub struct RunningEngine {
     history: AlarmHistory,
     storage: Storage,
     ingest: IngestHandle,
+    /// The path MQTT ingest hands messages to, kept for feeding the engine in-process.
+    intake: Intake,
     http_stop: watch::Sender<bool>,
     http_task: JoinHandle<()>,
     rules_reload: Option<JoinHandle<()>>,
@@ -180,7 +182,7 @@ impl RunningEngine {
         let ingest = MqttIngest::new(
             config.mqtt.clone(),
             Arc::clone(&registry),
-            intake,
+            intake.clone(),
             outgoing_receiver,
         )
         .start();
@@ -218,6 +220,7 @@ impl RunningEngine {
             history,
             storage,
             ingest,
+            intake,
             http_stop,
             http_task,
             rules_reload,
@@ -245,6 +248,12 @@ impl RunningEngine {
     /// Returns the device registry.
     pub fn registry(&self) -> &Arc<DeviceRegistry> {
         &self.registry
+    }
+
+    /// Returns the intake, which takes a decoded message in as MQTT ingest does: journal,
+    /// time-series queues, then the device's actor.
+    pub fn intake(&self) -> &Intake {
+        &self.intake
     }
 
     /// Returns the alarm history store.
