@@ -10,7 +10,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use valmetal_actors::rules::RuleBook;
-use valmetal_actors::{ActorRuntime, ActorSetup, DeviceRegistry, DeviceTypes, Farms};
+use valmetal_actors::{
+    ActorRuntime, ActorSetup, DeviceRegistry, DeviceTypes, EquipmentProfiles, Farms,
+};
 use valmetal_ws_gateway::Hub;
 
 use crate::config::Config;
@@ -124,6 +126,7 @@ impl RunningEngine {
             rules: RuleSources::merge(&rules, &stored_rules),
             device_types: DeviceTypes::new(&config.device_types),
             farms: Farms::new(&config.farms),
+            profiles: EquipmentProfiles::default(),
             events: Arc::new(EngineEvents::new(
                 Arc::clone(&hub),
                 shadow_queue.clone(),
