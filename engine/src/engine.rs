@@ -16,6 +16,8 @@ use valmetal_actors::{
 use valmetal_ws_gateway::Hub;
 
 use crate::config::Config;
+use crate::equipment::documents::DocumentError;
+use crate::equipment::{EquipmentService, checker};
 use crate::events::{ALARM_QUEUE_CAPACITY, EngineEvents, OUTGOING_QUEUE_CAPACITY};
 use crate::http::{self, HttpError, HttpState};
 use crate::ingest::{IngestHandle, MqttIngest};
@@ -41,6 +43,8 @@ pub enum EngineError {
     StoredRules(#[from] sqlx::Error),
     #[error(transparent)]
     Notify(#[from] notify::NotifyError),
+    #[error("cannot open the equipment document store: {0}")]
+    Documents(#[from] DocumentError),
 }
 
 /// A running engine.
@@ -53,6 +57,8 @@ pub struct RunningEngine {
     ingest: IngestHandle,
     http_stop: watch::Sender<bool>,
     http_task: JoinHandle<()>,
+    http_state: Arc<HttpState>,
+    maintenance_checker: JoinHandle<()>,
     rules_reload: Option<JoinHandle<()>>,
     alarm_writer: JoinHandle<()>,
     notifications: Option<NotifyService>,
@@ -126,7 +132,7 @@ impl RunningEngine {
             rules: RuleSources::merge(&rules, &stored_rules),
             device_types: DeviceTypes::new(&config.device_types),
             farms: Farms::new(&config.farms),
-            profiles: EquipmentProfiles::default(),
+            profiles: EquipmentProfiles::new(&config.equipment.profiles),
             events: Arc::new(EngineEvents::new(
                 Arc::clone(&hub),
                 shadow_queue.clone(),
@@ -161,6 +167,16 @@ impl RunningEngine {
             outgoing_receiver,
         )
         .start();
+        let equipment = Arc::new(
+            EquipmentService::new(
+                config.equipment.clone(),
+                storage.database().clone(),
+                &config.storage.data_dir,
+                config.storage.create_tables,
+                Arc::clone(&registry),
+            )
+            .await?,
+        );
         let state = Arc::new(HttpState {
             hub: Arc::clone(&hub),
             registry: Arc::clone(&registry),
@@ -172,6 +188,7 @@ impl RunningEngine {
             notifications: notifications
                 .as_ref()
                 .map(|notifications| notifications.outbox().clone()),
+            equipment: Arc::clone(&equipment),
         });
         let (http_stop, http_stopped) = watch::channel(false);
         let rules_reload = config.rules.dir.clone().map(|directory| {
@@ -182,7 +199,16 @@ impl RunningEngine {
                 http_stopped.clone(),
             )
         });
-        let http_task = tokio::spawn(serve_http(listener, http::router(state), http_stopped));
+        let maintenance_checker = checker::spawn(
+            equipment,
+            config.equipment.maintenance_check_interval,
+            http_stopped.clone(),
+        );
+        let http_task = tokio::spawn(serve_http(
+            listener,
+            http::router(Arc::clone(&state)),
+            http_stopped,
+        ));
         let notifications = notifications.map(Notifications::spawn);
         info!(http.addr = %http_addr, workers, "Engine started");
         Ok(Self {
@@ -194,6 +220,8 @@ impl RunningEngine {
             ingest,
             http_stop,
             http_task,
+            http_state: state,
+            maintenance_checker,
             rules_reload,
             alarm_writer,
             notifications,
@@ -214,6 +242,12 @@ impl RunningEngine {
     /// Returns the device registry.
     pub fn registry(&self) -> &Arc<DeviceRegistry> {
         &self.registry
+    }
+
+    /// Returns the state shared by the HTTP handlers, for tests that serve the routes with a
+    /// chosen caller (see [`http::router_with_principal`]).
+    pub fn http_state(&self) -> &Arc<HttpState> {
+        &self.http_state
     }
 
     /// Returns the alarm history store.
@@ -248,6 +282,7 @@ impl RunningEngine {
         self.ingest.stop().await;
         let _ = self.http_stop.send(true);
         let _ = self.http_task.await;
+        let _ = self.maintenance_checker.await;
         if let Some(reload) = self.rules_reload {
             let _ = reload.await;
         }
@@ -260,6 +295,8 @@ impl RunningEngine {
         self.storage.shutdown().await;
         let runtime = self.runtime;
         let _ = tokio::task::spawn_blocking(move || runtime.stop()).await;
+        // The HTTP state also references the registry, through the equipment service.
+        drop(self.http_state);
         drop(self.registry);
         let _ = self.alarm_writer.await;
         self.history.database().close().await;

@@ -3,6 +3,9 @@
 
 pub mod api;
 pub mod assets;
+pub mod documents_api;
+pub mod equipment_api;
+pub mod maintenance_api;
 pub mod notify_api;
 pub mod rules_api;
 pub mod telemetry_api;
@@ -12,14 +15,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use valmetal_ws_gateway::Hub;
 
+use crate::auth::Principal;
+use crate::equipment::EquipmentService;
+use crate::equipment::documents::DISK_URL_PATH;
 use crate::store::AlarmHistory;
 
 /// Shared state of the handlers.
@@ -34,6 +40,8 @@ pub struct HttpState {
     pub broker_connected: Arc<AtomicBool>,
     /// The notification outbox, when `[notify]` is configured.
     pub notifications: Option<crate::notify::OutboxStore>,
+    /// Equipment records, maintenance and documents.
+    pub equipment: Arc<EquipmentService>,
 }
 
 /// Errors binding the HTTP port.
@@ -68,6 +76,18 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
 
 /// Builds every route of the HTTP port.
 pub fn router(state: Arc<HttpState>) -> Router {
+    // TODO: replace with the auth middleware that verifies bearer tokens and puts each
+    // caller's `Principal` into the request. Until then every caller is an admin of every
+    // farm, as with authentication turned off.
+    router_with_principal(state, Principal::unauthenticated())
+}
+
+/// Builds every route with `principal` as the caller of every request, for tests of farm
+/// scoping and for running without authentication.
+pub fn router_with_principal(state: Arc<HttpState>, principal: Principal) -> Router {
+    let max_upload = usize::try_from(state.equipment.config.documents.max_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -105,6 +125,13 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route(
             "/api/v1/notifications/maintenance/{id}",
             axum::routing::delete(notify_api::remove_maintenance),
+        )
+        .merge(equipment_routes())
+        .route(
+            &format!("{DISK_URL_PATH}/{{document}}"),
+            put(documents_api::put_file)
+                .get(documents_api::get_file)
+                .layer(DefaultBodyLimit::max(max_upload)),
         );
     for asset in &assets::ASSETS {
         router = router.route(
@@ -114,8 +141,53 @@ pub fn router(state: Arc<HttpState>) -> Router {
     }
     router
         .fallback(not_found)
+        .layer(axum::Extension(principal))
         .with_state(Arc::clone(&state))
         .merge(valmetal_ws_gateway::router(Arc::clone(&state.hub)))
+}
+
+/// Routes of equipment records, maintenance and document metadata.
+fn equipment_routes() -> Router<Arc<HttpState>> {
+    Router::new()
+        .route(
+            "/api/v1/equipment",
+            get(equipment_api::list_equipment).post(equipment_api::create_equipment),
+        )
+        .route(
+            "/api/v1/equipment/{id}",
+            get(equipment_api::get_equipment)
+                .put(equipment_api::update_equipment)
+                .delete(equipment_api::delete_equipment),
+        )
+        .route(
+            "/api/v1/equipment/{id}/maintenance",
+            get(maintenance_api::get_maintenance),
+        )
+        .route(
+            "/api/v1/equipment/{id}/maintenance/{task}",
+            put(maintenance_api::put_override).delete(maintenance_api::delete_override),
+        )
+        .route(
+            "/api/v1/equipment/{id}/work-orders",
+            get(maintenance_api::list_work_orders).post(maintenance_api::create_work_order),
+        )
+        .route(
+            "/api/v1/equipment/{id}/documents",
+            get(documents_api::list_documents).post(documents_api::create_upload),
+        )
+        .route(
+            "/api/v1/equipment/{id}/documents/{document}",
+            axum::routing::delete(documents_api::delete_document),
+        )
+        .route(
+            "/api/v1/equipment/{id}/documents/{document}/complete",
+            post(documents_api::complete_upload),
+        )
+        .route(
+            "/api/v1/equipment/{id}/documents/{document}/download",
+            get(documents_api::create_download),
+        )
+        .route("/api/v1/maintenance/due", get(maintenance_api::list_due))
 }
 
 async fn healthz() -> Response {

@@ -3,7 +3,10 @@
 
 pub mod alarm_history;
 pub mod database;
+pub mod documents;
 pub mod equipment;
+pub mod equipment_records;
+pub mod maintenance;
 pub mod rule_store;
 pub mod shadows;
 pub mod telemetry;
