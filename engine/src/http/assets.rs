@@ -12,7 +12,7 @@ pub struct Asset {
 }
 
 /// Every dashboard file, by the path it is served at.
-pub const ASSETS: [Asset; 4] = [
+pub const ASSETS: [Asset; 5] = [
     Asset {
         path: "/",
         content_type: "text/html; charset=utf-8",
@@ -27,6 +27,11 @@ pub const ASSETS: [Asset; 4] = [
         path: "/chart.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../../../web/chart.js"),
+    },
+    Asset {
+        path: "/equipment.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../../web/equipment.js"),
     },
     Asset {
         path: "/style.css",
