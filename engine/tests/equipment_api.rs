@@ -357,6 +357,26 @@ async fn hours_due_alarm_until_work_order() {
         .collect();
     assert!(inputs.contains(&"run_hours.used"), "{inputs:?}");
 
+    // The history is what notifications follow, so the alarm must be stored there too.
+    let history_path = format!("/api/v1/alarms?device={DEVICE}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, history) = call(admin, "GET", &history_path, None).await;
+        let stored = history["events"].as_array().is_some_and(|events| {
+            events
+                .iter()
+                .any(|event| event["rule"] == "maintenance.calibrate_scale")
+        });
+        if stored {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no history: {history}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     let operator = engine.serve_as(principal(Role::Operator, &[FARM])).await;
     let (status, body) = call(
         operator,
