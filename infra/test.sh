@@ -98,8 +98,8 @@ synthesize() {
   local templates
   templates="$(find "$out" -name '*.template.json' | wc -l)"
   echo "Synthesized $templates templates for version $version"
-  if ((templates != 12)); then
-    echo "error: expected 12 templates (4 stacks in each of 3 environments), found $templates" >&2
+  if ((templates != 15)); then
+    echo "error: expected 15 templates (5 stacks in each of 3 environments), found $templates" >&2
     return 1
   fi
 }

@@ -48,6 +48,7 @@ import {
 } from '/fleet-filter.js';
 import { resetDesiredForm, startDesiredForm } from '/desired-form.js';
 import { ShadowTable, applyDesired, recomputeDelta } from '/shadow.js';
+import { initEquipment, routeEquipment } from '/equipment.js';
 
 const PROTOCOL_VERSION = 1;
 // Each point takes 16 bytes, so 1,000 devices with 4 numeric keys each hold up to about
@@ -2434,6 +2435,13 @@ let fleetScrollY = 0;
 function route() {
   // The device link in the alarm detail navigates, and the dialog would cover the new view.
   if (alarmDialog.open) alarmDialog.close();
+  if (routeEquipment(location.hash)) {
+    if (deviceView.id !== null) closeDeviceView();
+    document.body.dataset.view = 'equipment';
+    fleetSection.hidden = true;
+    deviceSection.hidden = true;
+    return;
+  }
   const match = /^#\/device\/(.+)$/.exec(location.hash);
   if (match) {
     let id = match[1];
@@ -2898,6 +2906,7 @@ async function start() {
   renderOperator();
   window.addEventListener('online', retryNow);
   window.addEventListener('hashchange', route);
+  initEquipment({ fetchHelper: fetchWithTimeout, container: byId('equipment-view') });
 
   // On narrow screens the alarm panel comes first, so its log starts collapsed.
   if (matchMedia('(max-width: 1100px)').matches) byId('alarm-log-section').open = false;

@@ -14,9 +14,12 @@ use tracing::trace;
 use crate::clock::now_ms;
 use crate::device_id::DeviceId;
 use crate::document::DeviceDocument;
+use crate::equipment::{DeviceUsage, EquipmentProfile, MAINTENANCE_RULE_PREFIX, UsageReport};
 use crate::events::{DesiredChange, DeviceEvents, DeviceSnapshot, PresenceChange, ShadowChange};
 use crate::retained::Retained;
-use crate::rules::{AlarmCommand, AlarmEvent, CommandError, RuleBook, RuleEvaluator, RuleSet};
+use crate::rules::{
+    AlarmCommand, AlarmEvent, CommandError, ExternalCondition, RuleBook, RuleEvaluator, RuleSet,
+};
 use crate::shadow::{FrameOutcome, MAX_DESIRED_KEYS, Shadow};
 use crate::telemetry::{ActorFrameProcessed, AlarmTransitioned, FrameOutcomeLabel};
 use crate::value::{Frame, Value};
@@ -61,6 +64,17 @@ pub struct DesiredUpdate {
     pub changes: Vec<(Arc<str>, Option<Value>)>,
 }
 
+/// A request for the device's usage counters and wear trends.
+#[derive(Debug, Message)]
+#[rtype(result = "UsageReport")]
+pub struct UsageQuery;
+
+/// The maintenance tasks of the device's equipment that are due now, as alarm conditions with
+/// `maintenance.`-prefixed rule names. Open maintenance alarms missing from the list clear.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct MaintenanceDue(pub Vec<ExternalCondition>);
+
 /// A new rule book; the actor takes the rule set of its device type.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -74,6 +88,8 @@ pub struct DeviceActor {
     farm: Option<Arc<str>>,
     shadow: Shadow,
     evaluator: RuleEvaluator,
+    /// Usage counters and wear trends of the device type's profile.
+    usage: DeviceUsage,
     last_seen: Option<i64>,
     reported_offline: bool,
     /// The armed timer and the engine time it fires at.
@@ -90,6 +106,7 @@ impl DeviceActor {
             evaluator: RuleEvaluator::new(id.clone(), rules),
             id,
             shadow: Shadow::default(),
+            usage: DeviceUsage::default(),
             last_seen: None,
             reported_offline: false,
             timer: None,
@@ -105,6 +122,14 @@ impl DeviceActor {
         self.reported_offline = true;
         self.evaluator
             .restore(document.alarms.clone(), &self.shadow, now);
+        self.usage.restore(&document.usage);
+        self
+    }
+
+    /// Sets the usage counters and wear trends of the device type; call before
+    /// [`DeviceActor::with_document`], which restores their state.
+    pub fn with_profile(mut self, profile: Option<&EquipmentProfile>) -> Self {
+        self.usage = DeviceUsage::new(profile);
         self
     }
 
@@ -158,7 +183,16 @@ impl DeviceActor {
             FrameOutcome::Duplicate => (None, true, FrameOutcomeLabel::Duplicate),
         };
         ActorFrameProcessed(label).emit();
-        let events = self.evaluator.on_frame(frame, late, &self.shadow, now_ms());
+        let now = now_ms();
+        let mut events = self.evaluator.on_frame(frame, late, &self.shadow, now);
+        if !matches!(label, FrameOutcomeLabel::Duplicate) {
+            for (rule, condition) in self.usage.observe(self.id.as_str(), frame) {
+                events.extend(
+                    self.evaluator
+                        .set_external(&rule, condition, Some(frame.ts), now),
+                );
+            }
+        }
         if let Some((changes, version)) = change {
             self.events.shadow_changed(&ShadowChange {
                 device: self.id.clone(),
@@ -170,6 +204,25 @@ impl DeviceActor {
                 online: self.is_online(),
                 retained: retained.cloned(),
             });
+        }
+        self.publish_alarms(events);
+    }
+
+    fn apply_maintenance(&mut self, due: Vec<ExternalCondition>) {
+        let now = now_ms();
+        let frame_ts = self.shadow.newest_ts();
+        let mut events = Vec::new();
+        for rule in self.evaluator.external_rules(MAINTENANCE_RULE_PREFIX) {
+            if !due.iter().any(|condition| condition.rule == rule) {
+                events.extend(self.evaluator.set_external(&rule, None, frame_ts, now));
+            }
+        }
+        for condition in due {
+            let rule = Arc::clone(&condition.rule);
+            events.extend(
+                self.evaluator
+                    .set_external(&rule, Some(condition), frame_ts, now),
+            );
         }
         self.publish_alarms(events);
     }
@@ -280,7 +333,7 @@ impl Handler<DocumentQuery> for DeviceActor {
     type Result = actix::MessageResult<DocumentQuery>;
 
     fn handle(&mut self, _query: DocumentQuery, _context: &mut Self::Context) -> Self::Result {
-        actix::MessageResult(DeviceDocument::from_shadow(
+        let mut document = DeviceDocument::from_shadow(
             self.id.clone(),
             &self.device_type,
             self.farm.as_deref(),
@@ -288,7 +341,31 @@ impl Handler<DocumentQuery> for DeviceActor {
             self.last_seen,
             self.evaluator.alarms_in_view().cloned().collect(),
             now_ms(),
-        ))
+        );
+        document.usage = self.usage.state();
+        actix::MessageResult(document)
+    }
+}
+
+impl Handler<UsageQuery> for DeviceActor {
+    type Result = actix::MessageResult<UsageQuery>;
+
+    fn handle(&mut self, _query: UsageQuery, _context: &mut Self::Context) -> Self::Result {
+        actix::MessageResult(UsageReport {
+            device: self.id.clone(),
+            device_type: Arc::clone(&self.device_type),
+            counters: self.usage.counters().clone(),
+            wear: self.usage.wear_reports(),
+        })
+    }
+}
+
+impl Handler<MaintenanceDue> for DeviceActor {
+    type Result = ();
+
+    fn handle(&mut self, message: MaintenanceDue, context: &mut Self::Context) {
+        self.apply_maintenance(message.0);
+        self.arm_timer(context);
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::device_id::DeviceId;
+use crate::equipment::UsageState;
 use crate::rules::Alarm;
 use crate::shadow::{ReportedValue, Shadow, ShadowParts};
 
@@ -33,6 +34,9 @@ pub struct DeviceDocument {
     pub alarms: Vec<Alarm>,
     /// Engine time the document was taken.
     pub taken_at: i64,
+    /// Usage counters and wear trends; empty in documents written before they existed.
+    #[serde(default)]
+    pub usage: UsageState,
 }
 
 impl DeviceDocument {
@@ -82,6 +86,7 @@ impl DeviceDocument {
             seq_bits: parts.seq_window.map(|(_, bits)| bits),
             alarms,
             taken_at,
+            usage: UsageState::default(),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod device_id;
 pub mod device_types;
 pub mod document;
+pub mod equipment;
 pub mod events;
 pub mod registry;
 pub mod retained;
@@ -16,15 +17,18 @@ pub mod rules;
 pub mod runtime;
 pub mod shadow;
 pub mod telemetry;
+pub mod usage;
 pub mod value;
+pub mod wear;
 
 pub use actor::{
     AlarmCommandRequest, DesiredUpdate, DesiredUpdateError, DeviceActor, DocumentQuery, FrameBatch,
-    PresenceReport, RulesReplaced, SnapshotQuery,
+    MaintenanceDue, PresenceReport, RulesReplaced, SnapshotQuery, UsageQuery,
 };
 pub use device_id::{DeviceId, DeviceIdError};
 pub use device_types::{DeviceTypePattern, DeviceTypes, FarmPattern, Farms};
 pub use document::DeviceDocument;
+pub use equipment::{EquipmentProfile, EquipmentProfiles, UsageReport, UsageState};
 pub use events::{DesiredChange, DeviceEvents, DeviceSnapshot, PresenceChange, ShadowChange};
 pub use registry::{ActorSetup, DeviceRegistry};
 pub use runtime::ActorRuntime;

@@ -12,14 +12,15 @@ use parking_lot::RwLock;
 
 use crate::actor::{
     AlarmCommandRequest, DesiredUpdate, DesiredUpdateError, DeviceActor, DocumentQuery,
-    RulesReplaced, SnapshotQuery,
+    MaintenanceDue, RulesReplaced, SnapshotQuery, UsageQuery,
 };
 use crate::clock::now_ms;
 use crate::device_id::DeviceId;
 use crate::device_types::{DeviceTypes, Farms};
 use crate::document::DeviceDocument;
+use crate::equipment::{EquipmentProfiles, UsageReport};
 use crate::events::{DesiredChange, DeviceEvents, DeviceSnapshot};
-use crate::rules::{AlarmCommand, AlarmEvent, CommandError, RuleBook, RuleSet};
+use crate::rules::{AlarmCommand, AlarmEvent, CommandError, ExternalCondition, RuleBook, RuleSet};
 use crate::runtime::ActorRuntime;
 use crate::telemetry::{RegistryActorsCounted, RegistryMailboxFull};
 use crate::value::Value;
@@ -32,6 +33,8 @@ pub struct ActorSetup {
     pub rules: RuleBook,
     pub device_types: DeviceTypes,
     pub farms: Farms,
+    /// Usage counters and wear trends by device type.
+    pub profiles: EquipmentProfiles,
     pub events: Arc<dyn DeviceEvents>,
     pub mailbox_capacity: usize,
 }
@@ -128,6 +131,21 @@ impl DeviceRegistry {
     pub async fn document(&self, device: &DeviceId) -> Option<DeviceDocument> {
         let address = self.actors.get(device).map(|entry| entry.clone())?;
         address.send(DocumentQuery).await.ok()
+    }
+
+    /// Returns the usage counters and wear trends of `device`, or `None` if it has no actor
+    /// or its actor stopped.
+    pub async fn usage(&self, device: &DeviceId) -> Option<UsageReport> {
+        let address = self.actors.get(device).map(|entry| entry.clone())?;
+        address.send(UsageQuery).await.ok()
+    }
+
+    /// Hands the maintenance tasks due on `device` to its actor, which raises and clears
+    /// their alarms; a device without an actor is skipped, as it has nothing to alarm on.
+    pub fn set_maintenance_due(&self, device: &DeviceId, due: Vec<ExternalCondition>) {
+        if let Some(address) = self.actors.get(device) {
+            address.do_send(MaintenanceDue(due));
+        }
     }
 
     /// Starts the actor of a stored device with its stored state; a device that already has
@@ -240,12 +258,15 @@ impl DeviceRegistry {
         let set = self.rules.read().rules_for(&device_type);
         let rules = RuleSet::for_device(&set, device.as_str(), farm.as_deref());
         let events = Arc::clone(&self.setup.events);
+        let profile = self.setup.profiles.profile_for(&device_type);
         let capacity = self.setup.mailbox_capacity;
         let device = device.clone();
         let document = document.cloned();
         DeviceActor::start_in_arbiter(&self.arbiters[index], move |context| {
             context.set_mailbox_capacity(capacity);
-            let actor = DeviceActor::new(device, rules, events).with_farm(farm);
+            let actor = DeviceActor::new(device, rules, events)
+                .with_farm(farm)
+                .with_profile(profile.as_deref());
             match document {
                 Some(document) => actor.with_document(&document, now_ms()),
                 None => actor,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use valmetal_actors::{DeviceTypePattern, FarmPattern};
 
 pub use crate::auth::AuthConfig;
+pub use crate::equipment::config::EquipmentConfig;
 pub use crate::notify::NotifyConfig;
 pub use crate::storage::config::StorageConfig;
 
@@ -36,6 +37,8 @@ pub struct Config {
     pub farms: Vec<FarmPattern>,
     /// Notifications to alert recipients; unset sends none.
     pub notify: Option<NotifyConfig>,
+    /// Equipment usage counters, wear trends, maintenance plans and documents.
+    pub equipment: EquipmentConfig,
 }
 
 /// The MQTT broker the engine subscribes to.
@@ -127,6 +130,7 @@ impl Default for Config {
             device_types: default_device_types(),
             farms: default_farms(),
             notify: None,
+            equipment: EquipmentConfig::default(),
         }
     }
 }
@@ -290,6 +294,7 @@ impl Config {
         if let Some(notify) = &self.notify {
             problems.extend(notify.problems());
         }
+        problems.extend(self.equipment.problems());
         for (index, entry) in self.device_types.iter().enumerate() {
             if entry.pattern.is_empty() || entry.device_type.is_empty() {
                 problems.push(format!(

@@ -10,18 +10,22 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 use valmetal_actors::rules::RuleBook;
-use valmetal_actors::{ActorRuntime, ActorSetup, DeviceRegistry, DeviceTypes, Farms};
+use valmetal_actors::{
+    ActorRuntime, ActorSetup, DeviceRegistry, DeviceTypes, EquipmentProfiles, Farms,
+};
 use valmetal_ws_gateway::Hub;
 
 use crate::auth::{Auth, AuthSetupError};
 use crate::config::Config;
+use crate::equipment::documents::DocumentError;
+use crate::equipment::{EquipmentService, checker};
 use crate::events::{ALARM_QUEUE_CAPACITY, EngineEvents, OUTGOING_QUEUE_CAPACITY};
 use crate::http::{self, HttpError, HttpState};
 use crate::ingest::{IngestHandle, MqttIngest};
 use crate::notify::{self, Notifications, NotifyService, OutboxStore};
 use crate::rule_sources::RuleSources;
 use crate::rules_reload;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Intake, Storage, StorageError};
 use crate::store::registration::RegistrationStore;
 use crate::store::{AlarmHistory, RuleStore, alarm_history};
 
@@ -45,6 +49,8 @@ pub enum EngineError {
     Auth(#[from] AuthSetupError),
     #[error("cannot read the devices registered through the API: {0}")]
     Registrations(sqlx::Error),
+    #[error("cannot open the equipment document store: {0}")]
+    Documents(#[from] DocumentError),
 }
 
 /// A running engine.
@@ -56,8 +62,12 @@ pub struct RunningEngine {
     history: AlarmHistory,
     storage: Storage,
     ingest: IngestHandle,
+    /// The path MQTT ingest hands messages to, kept for feeding the engine in-process.
+    intake: Intake,
     http_stop: watch::Sender<bool>,
     http_task: JoinHandle<()>,
+    http_state: Arc<HttpState>,
+    maintenance_checker: JoinHandle<()>,
     rules_reload: Option<JoinHandle<()>>,
     alarm_writer: JoinHandle<()>,
     notifications: Option<NotifyService>,
@@ -150,6 +160,7 @@ impl RunningEngine {
             rules: RuleSources::merge(&rules, &stored_rules),
             device_types: DeviceTypes::new(&config.device_types),
             farms: farms.clone(),
+            profiles: EquipmentProfiles::new(&config.equipment.profiles),
             events: Arc::new(EngineEvents::new(
                 Arc::clone(&hub),
                 shadow_queue.clone(),
@@ -180,10 +191,20 @@ impl RunningEngine {
         let ingest = MqttIngest::new(
             config.mqtt.clone(),
             Arc::clone(&registry),
-            intake,
+            intake.clone(),
             outgoing_receiver,
         )
         .start();
+        let equipment = Arc::new(
+            EquipmentService::new(
+                config.equipment.clone(),
+                storage.database().clone(),
+                &config.storage.data_dir,
+                config.storage.create_tables,
+                Arc::clone(&registry),
+            )
+            .await?,
+        );
         let state = Arc::new(HttpState {
             auth: Arc::clone(&auth),
             registrations,
@@ -197,6 +218,7 @@ impl RunningEngine {
             notifications: notifications
                 .as_ref()
                 .map(|notifications| notifications.outbox().clone()),
+            equipment: Arc::clone(&equipment),
         });
         let (http_stop, http_stopped) = watch::channel(false);
         let rules_reload = config.rules.dir.clone().map(|directory| {
@@ -207,7 +229,16 @@ impl RunningEngine {
                 http_stopped.clone(),
             )
         });
-        let http_task = tokio::spawn(serve_http(listener, http::router(state), http_stopped));
+        let maintenance_checker = checker::spawn(
+            equipment,
+            config.equipment.maintenance_check_interval,
+            http_stopped.clone(),
+        );
+        let http_task = tokio::spawn(serve_http(
+            listener,
+            http::router(Arc::clone(&state)),
+            http_stopped,
+        ));
         let notifications = notifications.map(Notifications::spawn);
         info!(http.addr = %http_addr, workers, "Engine started");
         Ok(Self {
@@ -218,8 +249,11 @@ impl RunningEngine {
             history,
             storage,
             ingest,
+            intake,
             http_stop,
             http_task,
+            http_state: state,
+            maintenance_checker,
             rules_reload,
             alarm_writer,
             notifications,
@@ -245,6 +279,18 @@ impl RunningEngine {
     /// Returns the device registry.
     pub fn registry(&self) -> &Arc<DeviceRegistry> {
         &self.registry
+    }
+
+    /// Returns the intake, which takes a decoded message in as MQTT ingest does: journal,
+    /// time-series queues, then the device's actor.
+    pub fn intake(&self) -> &Intake {
+        &self.intake
+    }
+
+    /// Returns the state shared by the HTTP handlers, for tests that serve the routes with a
+    /// chosen caller (see [`http::router_with_principal`]).
+    pub fn http_state(&self) -> &Arc<HttpState> {
+        &self.http_state
     }
 
     /// Returns the alarm history store.
@@ -279,6 +325,7 @@ impl RunningEngine {
         self.ingest.stop().await;
         let _ = self.http_stop.send(true);
         let _ = self.http_task.await;
+        let _ = self.maintenance_checker.await;
         if let Some(reload) = self.rules_reload {
             let _ = reload.await;
         }
@@ -291,6 +338,8 @@ impl RunningEngine {
         self.storage.shutdown().await;
         let runtime = self.runtime;
         let _ = tokio::task::spawn_blocking(move || runtime.stop()).await;
+        // The HTTP state also references the registry, through the equipment service.
+        drop(self.http_state);
         drop(self.registry);
         let _ = self.alarm_writer.await;
         self.history.database().close().await;

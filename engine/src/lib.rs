@@ -8,6 +8,7 @@ pub mod broker;
 pub mod bundled_rules;
 pub mod config;
 pub mod engine;
+pub mod equipment;
 pub mod events;
 pub mod http;
 pub mod ingest;

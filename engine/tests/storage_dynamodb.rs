@@ -191,6 +191,7 @@ fn document(device: &str, version: u64) -> DeviceDocument {
         seq_bits: Some(0b1011),
         alarms: Vec::new(),
         taken_at: 1_640_995_474_000,
+        usage: Default::default(),
     }
 }
 

@@ -202,6 +202,9 @@ port = {port}
 topic_prefix = "{prefix}"
 client_id = "engine-{client}"
 
+[auth]
+mode = "off"
+
 [storage]
 data_dir = "{data}"
 {extra}

@@ -202,6 +202,7 @@ impl Documents {
                 seq_bits: None,
                 alarms: Vec::new(),
                 taken_at: 0,
+                usage: Default::default(),
             });
         document.version += 1;
         document.newest_ts = Some(ts);

@@ -27,7 +27,7 @@ export interface EnvironmentConfig {
   readonly natGateways: number;
   /** ACM certificate of the HTTPS listener; it must be in the environment's region. */
   readonly certificateArn: string;
-  /** Networks allowed to reach the load balancer; the dashboard has no authentication yet. */
+  /** Networks allowed to reach the load balancer on ports 443 and 80. */
   readonly ingressCidrs: string[];
   /** MQTT broker host, normally the account's AWS IoT Core ATS endpoint. */
   readonly mqttHost: string;

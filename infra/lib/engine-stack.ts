@@ -9,6 +9,7 @@ import { Construct } from 'constructs';
 import { APPLICATION_NAME, EnvironmentConfig } from './config';
 import { TelemetryTable } from './data-stack';
 import { EngineAlarms, deploymentAlarmNames } from './engine/alarms';
+import { engineAuthEnvironment } from './engine/auth';
 import { EngineDatabase } from './engine/database';
 import { createVpc } from './engine/network';
 import { engineTaskStatements } from './engine/permissions';
@@ -27,6 +28,10 @@ export interface EngineStackProps extends StackProps {
   readonly deviceStateTableName: string;
   /** Undefined when the environment has no Timestream for LiveAnalytics table. */
   readonly telemetryTable?: TelemetryTable;
+  /** Cognito user pool whose tokens the engine accepts on `/api/v1/` and `/ws`. */
+  readonly userPoolId: string;
+  /** App client of the dashboard in that pool. */
+  readonly userPoolClientId: string;
 }
 
 /**
@@ -94,6 +99,11 @@ export class EngineStack extends Stack {
         telemetryTable: props.telemetryTable,
         databaseUrl: this.database.url,
       }),
+      authEnvironment: engineAuthEnvironment({
+        region: config.region,
+        userPoolId: props.userPoolId,
+        clientId: props.userPoolClientId,
+      }),
       databaseSecret: this.database.secret,
     });
     task.node.addDependency(metricsLogGroup);
@@ -101,8 +111,8 @@ export class EngineStack extends Stack {
     const serviceSecurityGroup = new ec2.SecurityGroup(this, 'ServiceSecurityGroup', {
       vpc,
       description: 'valmetal engine tasks: HTTP from the load balancer only',
-      // Tasks reach the MQTT broker, ECR, CloudWatch and the data stores over HTTPS and MQTT,
-      // and the database on its port.
+      // Tasks reach the MQTT broker, ECR, CloudWatch, the data stores and the Cognito JWKS
+      // over HTTPS and MQTT through the NAT gateways, and the database on its port.
       allowAllOutbound: true,
     });
     this.database.allowConnectionsFrom(serviceSecurityGroup, 'PostgreSQL from the engine tasks');

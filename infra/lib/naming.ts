@@ -28,5 +28,6 @@ export const COMPONENTS = {
   registry: 'registry',
   data: 'data',
   iot: 'iot',
+  auth: 'auth',
   engine: 'engine',
 } as const;

@@ -1,6 +1,7 @@
 import { Stage, StageProps, Tags } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 
+import { AuthStack } from './auth-stack';
 import { APPLICATION_NAME, EnvironmentConfig } from './config';
 import { DataStack } from './data-stack';
 import { EngineStack } from './engine-stack';
@@ -20,6 +21,7 @@ export class ValmetalStage extends Stage {
   readonly registry: RegistryStack;
   readonly data: DataStack;
   readonly iot: IotStack;
+  readonly auth: AuthStack;
   readonly engine: EngineStack;
 
   constructor(scope: Construct, id: string, props: ValmetalStageProps) {
@@ -48,6 +50,12 @@ export class ValmetalStage extends Stage {
       terminationProtection,
       config,
     });
+    this.auth = new AuthStack(this, 'Auth', {
+      stackName: stackName('auth'),
+      description: `valmetal ${config.name}: Cognito user pool and dashboard app client for sign-in to the API and /ws`,
+      terminationProtection,
+      config,
+    });
     this.engine = new EngineStack(this, 'Engine', {
       stackName: stackName('engine'),
       description: `valmetal ${config.name}: engine service on ECS Fargate behind a load balancer, and its PostgreSQL database`,
@@ -58,12 +66,15 @@ export class ValmetalStage extends Stage {
       deviceStateTableArn: this.data.deviceStateTable.tableArn,
       deviceStateTableName: this.data.deviceStateTable.tableName,
       telemetryTable: this.data.telemetryTable,
+      userPoolId: this.auth.userPool.userPoolId,
+      userPoolClientId: this.auth.dashboardClient.userPoolClientId,
     });
 
-    const components: [RegistryStack | DataStack | IotStack | EngineStack, string][] = [
+    const components: [RegistryStack | DataStack | IotStack | AuthStack | EngineStack, string][] = [
       [this.registry, COMPONENTS.registry],
       [this.data, COMPONENTS.data],
       [this.iot, COMPONENTS.iot],
+      [this.auth, COMPONENTS.auth],
       [this.engine, COMPONENTS.engine],
     ];
     for (const [stack, component] of components) {

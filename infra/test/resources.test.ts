@@ -22,6 +22,8 @@ import {
  */
 const UNTAGGABLE_TYPES = new Set([
   'AWS::ApplicationAutoScaling::ScalingPolicy',
+  'AWS::Cognito::UserPoolClient',
+  'AWS::Cognito::UserPoolGroup',
   'AWS::EC2::Route',
   'AWS::EC2::SecurityGroupEgress',
   'AWS::EC2::SecurityGroupIngress',
@@ -32,6 +34,11 @@ const UNTAGGABLE_TYPES = new Set([
   'AWS::SecretsManager::SecretTargetAttachment',
   'AWS::SNS::TopicPolicy',
 ]);
+
+/** Tag properties of the types that do not call theirs `Tags`. */
+const TAG_PROPERTIES: Record<string, string> = {
+  'AWS::Cognito::UserPool': 'UserPoolTags',
+};
 
 describe('environments', () => {
   test('three stages from context', () => {
@@ -44,7 +51,7 @@ describe('environments', () => {
     for (const env of envs) {
       const expected = { ...settings.defaults, ...settings.environments[env.name] };
       assert.equal(env.stage.node.id, stageId(env.name));
-      for (const stack of [env.stage.registry, env.stage.data, env.stage.iot, env.stage.engine]) {
+      for (const stack of [env.stage.registry, env.stage.data, env.stage.iot, env.stage.auth, env.stage.engine]) {
         assert.equal(stack.account, expected.account, `${env.name}: ${stack.stackName}`);
         assert.equal(stack.region, expected.region, `${env.name}: ${stack.stackName}`);
         assert.match(stack.stackName, new RegExp(`^valmetal-${env.name}-`));
@@ -76,7 +83,7 @@ describe('environments', () => {
     for (const name of ENVIRONMENT_NAMES) {
       const nested = assembly.getNestedAssembly(`assembly-${stageId(name)}`);
       assert.deepEqual(nested.manifest.missing ?? [], [], `${name}: synth would call AWS for context`);
-      assert.equal(nested.stacks.length, 4, name);
+      assert.equal(nested.stacks.length, 5, name);
     }
     for (const env of environments()) {
       // The VPC is created, not looked up.
@@ -90,6 +97,7 @@ describe('environments', () => {
         [COMPONENTS.registry, env.registry],
         [COMPONENTS.data, env.data],
         [COMPONENTS.iot, env.iot],
+        [COMPONENTS.auth, env.auth],
         [COMPONENTS.engine, env.engine],
       ];
       for (const [component, template] of byComponent) {
@@ -97,7 +105,7 @@ describe('environments', () => {
           if (UNTAGGABLE_TYPES.has(resource.Type)) {
             continue;
           }
-          const tags = resource.Properties?.Tags;
+          const tags = resource.Properties?.[TAG_PROPERTIES[resource.Type] ?? 'Tags'];
           assert.ok(tags !== undefined, `${env.name}: ${resource.Type} ${id} has no tags`);
           // Most types take a list of {Key, Value}; a few take a map.
           const values: Record<string, string> = Array.isArray(tags)

@@ -25,8 +25,9 @@ export interface SynthesizedEnvironment {
   readonly registry: Template;
   readonly data: Template;
   readonly iot: Template;
+  readonly auth: Template;
   readonly engine: Template;
-  /** All four templates, for checks that span stacks. */
+  /** All five templates, for checks that span stacks. */
   readonly templates: Template[];
 }
 
@@ -45,6 +46,7 @@ export function synthesize(extraContext: Record<string, unknown> = {}): Synthesi
     const registry = Template.fromStack(stage.registry);
     const data = Template.fromStack(stage.data);
     const iot = Template.fromStack(stage.iot);
+    const auth = Template.fromStack(stage.auth);
     const engine = Template.fromStack(stage.engine);
     return {
       name,
@@ -53,8 +55,9 @@ export function synthesize(extraContext: Record<string, unknown> = {}): Synthesi
       registry,
       data,
       iot,
+      auth,
       engine,
-      templates: [registry, data, iot, engine],
+      templates: [registry, data, iot, auth, engine],
     };
   });
 }

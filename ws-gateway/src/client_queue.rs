@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use axum::extract::ws::Utf8Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use valmetal_actors::DeviceId;
@@ -26,7 +27,10 @@ pub enum QueuedEvent {
 /// One item taken from the queue.
 #[derive(Debug)]
 pub enum Outgoing {
+    /// An update that was merged with a later one, so it has to be serialized for this client.
     Update(DeviceUpdate),
+    /// An update as the hub published it, with the JSON text that every subscriber shares.
+    Rendered(DeviceUpdate, Utf8Bytes),
     Event(QueuedEvent),
     /// The queue overflowed: send a snapshot of everything the client subscribes to.
     Resync,
@@ -37,10 +41,16 @@ enum Entry {
     Event(QueuedEvent),
 }
 
+/// A device's pending update and, until a newer update merges into it, its shared JSON text.
+struct Pending {
+    update: DeviceUpdate,
+    text: Option<Utf8Bytes>,
+}
+
 #[derive(Default)]
 struct State {
     order: VecDeque<Entry>,
-    pending: HashMap<DeviceId, DeviceUpdate>,
+    pending: HashMap<DeviceId, Pending>,
     events: usize,
     resync: bool,
     closed: bool,
@@ -65,16 +75,32 @@ impl ClientQueue {
 
     /// Queues an update, merging it into the device's pending update if there is one.
     pub fn push_update(&self, update: &DeviceUpdate) {
+        self.push(update, None);
+    }
+
+    /// Queues an update with its serialized `text`, which the writer sends as it is unless a
+    /// newer update merges into it first. Every subscriber of a device shares one text, so the
+    /// hub serializes an update once however many dashboards watch the device.
+    pub fn push_rendered_update(&self, update: &DeviceUpdate, text: &Utf8Bytes) {
+        self.push(update, Some(text));
+    }
+
+    fn push(&self, update: &DeviceUpdate, text: Option<&Utf8Bytes>) {
         let mut state = self.state.lock();
         if state.closed {
             return;
         }
         if let Some(pending) = state.pending.get_mut(&update.device) {
-            pending.merge(update);
+            pending.update.merge(update);
+            pending.text = None;
             GatewayUpdatesCoalesced.emit();
             return;
         }
-        state.pending.insert(update.device.clone(), update.clone());
+        let pending = Pending {
+            update: update.clone(),
+            text: text.cloned(),
+        };
+        state.pending.insert(update.device.clone(), pending);
         state.order.push_back(Entry::Update(update.device.clone()));
         drop(state);
         self.ready.notify_one();
@@ -143,11 +169,14 @@ impl ClientQueue {
                 break;
             };
             match entry {
-                Entry::Update(device) => {
-                    if let Some(update) = state.pending.remove(&device) {
-                        items.push(Outgoing::Update(update));
-                    }
-                }
+                Entry::Update(device) => match state.pending.remove(&device) {
+                    Some(Pending {
+                        update,
+                        text: Some(text),
+                    }) => items.push(Outgoing::Rendered(update, text)),
+                    Some(Pending { update, text: None }) => items.push(Outgoing::Update(update)),
+                    None => {}
+                },
                 Entry::Event(event) => {
                     state.events -= 1;
                     items.push(Outgoing::Event(event));
@@ -198,7 +227,7 @@ mod tests {
         let items = queue.take(10).await;
         assert_eq!(items.len(), 2);
         let Outgoing::Update(first) = &items[0] else {
-            panic!("expected update")
+            panic!("expected a merged update")
         };
         assert_eq!(first.device.as_str(), "a");
         assert_eq!(first.version, 100);
@@ -231,6 +260,23 @@ mod tests {
         assert!(matches!(items[0], Outgoing::Resync));
         assert_eq!(items.len(), 2);
         assert!(matches!(&items[1], Outgoing::Event(QueuedEvent::Text(t)) if &**t == "after"));
+    }
+
+    #[tokio::test]
+    async fn rendered_text_dropped_on_merge() {
+        let queue = ClientQueue::new(8);
+        let text = Utf8Bytes::from("{\"type\":\"update\"}");
+        queue.push_rendered_update(&update("a", 1, 1.0), &text);
+        let items = queue.take(10).await;
+        assert!(
+            matches!(&items[0], Outgoing::Rendered(update, shared) if update.version == 1 && shared == &text)
+        );
+
+        queue.push_rendered_update(&update("a", 2, 2.0), &text);
+        queue.push_rendered_update(&update("a", 3, 3.0), &text);
+        let items = queue.take(10).await;
+        assert_eq!(items.len(), 1);
+        assert!(matches!(&items[0], Outgoing::Update(update) if update.version == 3));
     }
 
     #[tokio::test]

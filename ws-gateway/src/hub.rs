@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
 use valmetal_actors::rules::evaluator::MAX_UNACKNOWLEDGED;
@@ -92,8 +93,10 @@ impl Hub {
             online: change.online,
         };
         let farm = self.apply_to_view(&update);
+        let mut text: Option<Utf8Bytes> = None;
         self.for_each_subscriber(&update.device, farm.as_deref(), |client| {
-            client.queue.push_update(&update)
+            let text = text.get_or_insert_with(|| ServerMessage::Update(&update).to_json().into());
+            client.queue.push_rendered_update(&update, text);
         });
     }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
@@ -18,7 +18,7 @@ use crate::access::{ClientAccess, TOKEN_EXPIRED_CLOSE_CODE};
 use crate::client_queue::{Outgoing, QueuedEvent};
 use crate::hub::{Client, Hub};
 use crate::protocol::{
-    ClientMessage, DeviceState, ErrorCode, PROTOCOL_VERSION, Selection, ServerMessage,
+    ClientMessage, DeviceState, DeviceUpdate, ErrorCode, PROTOCOL_VERSION, Selection, ServerMessage,
 };
 use crate::telemetry::{GatewayClientMessageRejected, GatewayMessageSent};
 
@@ -216,7 +216,7 @@ async fn write_loop(
             let Some((kind, text)) = render(&hub, &client, item, &mut sent) else {
                 continue;
             };
-            if let Err(error) = sink.feed(Message::Text(text.into())).await {
+            if let Err(error) = sink.feed(Message::Text(text)).await {
                 debug!(%error, "Dashboard client write failed");
                 client.queue.close();
                 return None;
@@ -237,23 +237,24 @@ fn render(
     client: &Client,
     item: Outgoing,
     sent: &mut SentVersions,
-) -> Option<(&'static str, String)> {
+) -> Option<(&'static str, Utf8Bytes)> {
     match item {
         Outgoing::Update(update) => {
-            let previous = sent.get(&update.device).copied().unwrap_or(0);
-            if update.version <= previous {
-                return None;
-            }
-            sent.insert(update.device.clone(), update.version);
-            Some(("update", ServerMessage::Update(&update).to_json()))
+            note_sent(sent, &update)?;
+            Some(("update", ServerMessage::Update(&update).to_json().into()))
         }
-        Outgoing::Event(QueuedEvent::Text(text)) => Some(("event", text.to_string())),
+        Outgoing::Rendered(update, text) => {
+            note_sent(sent, &update)?;
+            Some(("update", text))
+        }
+        Outgoing::Event(QueuedEvent::Text(text)) => Some(("event", text.to_string().into())),
         Outgoing::Event(QueuedEvent::Snapshot(Some(devices))) => Some((
             "snapshot",
             snapshot(
                 &hub.visible_device_states(Some(&devices), &client.access),
                 sent,
-            ),
+            )
+            .into(),
         )),
         Outgoing::Event(QueuedEvent::Snapshot(None)) | Outgoing::Resync => {
             let states = if client.subscribes_all() {
@@ -261,9 +262,20 @@ fn render(
             } else {
                 hub.visible_device_states(Some(&client.devices()), &client.access)
             };
-            Some(("snapshot", snapshot(&states, sent)))
+            Some(("snapshot", snapshot(&states, sent).into()))
         }
     }
+}
+
+/// Records that `update` is about to be sent, or returns `None` when a snapshot or update
+/// already sent covers its version.
+fn note_sent(sent: &mut SentVersions, update: &DeviceUpdate) -> Option<()> {
+    let previous = sent.get(&update.device).copied().unwrap_or(0);
+    if update.version <= previous {
+        return None;
+    }
+    sent.insert(update.device.clone(), update.version);
+    Some(())
 }
 
 fn snapshot(states: &[DeviceState], sent: &mut SentVersions) -> String {

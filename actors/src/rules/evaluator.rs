@@ -5,6 +5,8 @@
 //! tests and `valmetal rules backtest` all run the same code. The caller passes the engine
 //! time with every call and reads [`RuleEvaluator::next_deadline`] to know when to call again.
 
+mod external;
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -83,8 +85,12 @@ pub struct RuleEvaluator {
     states: Vec<RuleState>,
     /// Cleared alarms no operator has acknowledged yet, oldest first.
     unacknowledged: VecDeque<Alarm>,
+    /// Open alarms decided outside the rule set (maintenance, wear), by rule name.
+    external: Vec<Alarm>,
     last_raised_at: i64,
 }
+
+pub use external::{ExternalCondition, is_external_rule};
 
 /// Cleared, unacknowledged alarms kept per device; the oldest is dropped beyond this, and
 /// stays in the alarm history.
@@ -139,6 +145,7 @@ impl RuleEvaluator {
             rules,
             states,
             unacknowledged: VecDeque::new(),
+            external: Vec::new(),
             last_raised_at: 0,
         }
     }
@@ -188,9 +195,11 @@ impl RuleEvaluator {
             frame: None,
             shadow,
         };
-        self.evaluate_each(moment, |condition, states| {
+        let mut events = self.evaluate_each(moment, |condition, states| {
             tick_leaves(condition, states, now)
-        })
+        });
+        events.extend(self.unshelve_external(now));
+        events
     }
 
     /// Updates the leaves of every rule's condition and clear condition with `update`, then
@@ -221,6 +230,7 @@ impl RuleEvaluator {
             .iter()
             .zip(&self.states)
             .filter_map(|(rule, state)| rule_deadline(rule, state))
+            .chain(self.external.iter().filter_map(|alarm| alarm.shelved_until))
             .min()
     }
 
@@ -242,6 +252,10 @@ impl RuleEvaluator {
             self.last_raised_at = self.last_raised_at.max(alarm.raised_at);
             if alarm.state != AlarmState::Active {
                 self.unacknowledged.push_back(alarm);
+                continue;
+            }
+            if external::is_external_rule(&alarm.rule) {
+                self.external.push(alarm);
                 continue;
             }
             let Some(index) = self
@@ -271,7 +285,10 @@ impl RuleEvaluator {
 
     /// Returns the open alarms.
     pub fn open_alarms(&self) -> impl Iterator<Item = &Alarm> {
-        self.states.iter().filter_map(|state| state.open.as_ref())
+        self.states
+            .iter()
+            .filter_map(|state| state.open.as_ref())
+            .chain(&self.external)
     }
 
     /// Returns the open alarms, then the cleared ones still awaiting acknowledgement.
@@ -294,6 +311,9 @@ impl RuleEvaluator {
             by: Arc::clone(&command.by),
             at: now,
         };
+        if let Some(result) = self.command_external(command, action.clone()) {
+            return result;
+        }
         let open_index = self.states.iter().position(|state| {
             state
                 .open

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 pub use alarm::{Alarm, AlarmEvent, AlarmInput, AlarmState, OperatorAction, Severity, Transition};
 pub use condition::{Condition, Direction, Leaf, Threshold, Verdict};
-pub use evaluator::{AlarmAction, AlarmCommand, CommandError, RuleEvaluator};
+pub use evaluator::{
+    AlarmAction, AlarmCommand, CommandError, ExternalCondition, RuleEvaluator, is_external_rule,
+};
 pub use rule_file::RuleFileError;
 
 /// One alarm rule.

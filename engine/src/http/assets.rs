@@ -12,7 +12,7 @@ pub struct Asset {
 }
 
 /// Every dashboard file, by the path it is served at.
-pub const ASSETS: [Asset; 11] = [
+pub const ASSETS: [Asset; 12] = [
     Asset {
         path: "/",
         content_type: "text/html; charset=utf-8",
@@ -39,6 +39,7 @@ pub const ASSETS: [Asset; 11] = [
         include_str!("../../../web/fleet-filter.js"),
     ),
     script("/shadow.js", include_str!("../../../web/shadow.js")),
+    script("/equipment.js", include_str!("../../../web/equipment.js")),
     Asset {
         path: "/style.css",
         content_type: "text/css; charset=utf-8",

@@ -5,6 +5,9 @@ pub mod alarms_api;
 pub mod api;
 pub mod assets;
 pub mod devices_api;
+pub mod documents_api;
+pub mod equipment_api;
+pub mod maintenance_api;
 pub mod notify_api;
 pub mod openapi;
 pub mod rules_api;
@@ -16,16 +19,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
-use valmetal_ws_gateway::Hub;
+use valmetal_ws_gateway::{ClientAccess, Hub};
 
 use crate::auth::Auth;
+use crate::auth::Principal;
 use crate::auth::layer::authenticate;
+use crate::equipment::EquipmentService;
+use crate::equipment::documents::DISK_URL_PATH;
 use crate::store::AlarmHistory;
 use crate::store::registration::RegistrationStore;
 
@@ -45,6 +51,8 @@ pub struct HttpState {
     pub broker_connected: Arc<AtomicBool>,
     /// The notification outbox, when `[notify]` is configured.
     pub notifications: Option<crate::notify::OutboxStore>,
+    /// Equipment records, maintenance and documents.
+    pub equipment: Arc<EquipmentService>,
 }
 
 /// Errors binding the HTTP port.
@@ -81,19 +89,51 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
 /// layer; the dashboard's files, the OpenAPI document, the local issuer's keys, metrics and
 /// health checks do not.
 pub fn router(state: Arc<HttpState>) -> Router {
+    let auth = Arc::clone(&state.auth);
+    assemble(state, move |protected| {
+        protected.route_layer(axum::middleware::from_fn_with_state(auth, authenticate))
+    })
+}
+
+/// Builds every route with `principal` as the caller of every protected request, in place
+/// of the authentication layer, for tests of farm scoping.
+pub fn router_with_principal(state: Arc<HttpState>, principal: Principal) -> Router {
+    let access = ClientAccess {
+        farms: principal.farms.farms().map(Arc::from),
+        expires_at: None,
+    };
+    assemble(state, move |protected| {
+        protected
+            .layer(axum::Extension(principal))
+            .layer(axum::Extension(access))
+    })
+}
+
+/// Puts the public routes beside the protected ones, which `guard` wraps in what
+/// establishes the caller.
+fn assemble(state: Arc<HttpState>, guard: impl FnOnce(Router) -> Router) -> Router {
     let protected = api_routes()
+        .merge(equipment_routes())
         .with_state(Arc::clone(&state))
-        .merge(valmetal_ws_gateway::router(Arc::clone(&state.hub)))
-        .route_layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&state.auth),
-            authenticate,
-        ));
+        .merge(valmetal_ws_gateway::router(Arc::clone(&state.hub)));
+    let protected = guard(protected);
+    let max_upload = usize::try_from(state.equipment.config.documents.max_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    // Document files are checked by their URL's signature and expiry, not by a token, so
+    // browsers and presigned-style clients can fetch them directly.
     let mut public = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/openapi.json", get(openapi::document))
-        .route("/api/v1/auth/jwks.json", get(session_api::jwks));
+        .route("/api/v1/auth/jwks.json", get(session_api::jwks))
+        .route(
+            &format!("{DISK_URL_PATH}/{{document}}"),
+            put(documents_api::put_file)
+                .get(documents_api::get_file)
+                .layer(DefaultBodyLimit::max(max_upload)),
+        );
     for asset in &assets::ASSETS {
         public = public.route(
             asset.path,
@@ -150,6 +190,50 @@ fn api_routes() -> Router<Arc<HttpState>> {
             "/api/v1/notifications/maintenance/{id}",
             delete(notify_api::remove_maintenance),
         )
+}
+
+/// Routes of equipment records, maintenance and document metadata.
+fn equipment_routes() -> Router<Arc<HttpState>> {
+    Router::new()
+        .route(
+            "/api/v1/equipment",
+            get(equipment_api::list_equipment).post(equipment_api::create_equipment),
+        )
+        .route(
+            "/api/v1/equipment/{id}",
+            get(equipment_api::get_equipment)
+                .put(equipment_api::update_equipment)
+                .delete(equipment_api::delete_equipment),
+        )
+        .route(
+            "/api/v1/equipment/{id}/maintenance",
+            get(maintenance_api::get_maintenance),
+        )
+        .route(
+            "/api/v1/equipment/{id}/maintenance/{task}",
+            put(maintenance_api::put_override).delete(maintenance_api::delete_override),
+        )
+        .route(
+            "/api/v1/equipment/{id}/work-orders",
+            get(maintenance_api::list_work_orders).post(maintenance_api::create_work_order),
+        )
+        .route(
+            "/api/v1/equipment/{id}/documents",
+            get(documents_api::list_documents).post(documents_api::create_upload),
+        )
+        .route(
+            "/api/v1/equipment/{id}/documents/{document}",
+            delete(documents_api::delete_document),
+        )
+        .route(
+            "/api/v1/equipment/{id}/documents/{document}/complete",
+            post(documents_api::complete_upload),
+        )
+        .route(
+            "/api/v1/equipment/{id}/documents/{document}/download",
+            get(documents_api::create_download),
+        )
+        .route("/api/v1/maintenance/due", get(maintenance_api::list_due))
 }
 
 async fn healthz() -> Response {

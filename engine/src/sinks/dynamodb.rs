@@ -7,7 +7,7 @@
 //! device, retries and dead-lettering belong to the [shadow sink](super::shadows) and the
 //! [batcher](super::batcher).
 
-mod items;
+pub mod items;
 mod table;
 
 use std::collections::{HashMap, HashSet};

@@ -9,7 +9,7 @@
 //! rewrite, a supersession or a refusal. Queueing, retries and dead-lettering belong to the
 //! [batcher](super::batcher).
 
-mod records;
+pub mod records;
 mod rejections;
 
 use std::time::Duration;

@@ -4,7 +4,10 @@
 pub mod alarm_history;
 pub mod alarm_search;
 pub mod database;
+pub mod documents;
 pub mod equipment;
+pub mod equipment_records;
+pub mod maintenance;
 pub mod registration;
 pub mod rule_store;
 pub mod shadows;

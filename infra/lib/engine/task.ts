@@ -48,6 +48,8 @@ export interface EngineTaskProps {
   readonly taskStatements: iam.PolicyStatement[];
   /** `VALMETAL_STORAGE__*` variables other than the password. */
   readonly storageEnvironment: Record<string, string>;
+  /** `VALMETAL_AUTH__*` variables: how the engine checks bearer tokens. */
+  readonly authEnvironment: Record<string, string>;
   /** Secret whose `password` field becomes `VALMETAL_STORAGE__DATABASE_PASSWORD`. */
   readonly databaseSecret: secretsmanager.ISecret;
   readonly logGroup: logs.ILogGroup;
@@ -123,6 +125,7 @@ export class EngineTask extends Construct {
         VALMETAL_MQTT__TOPIC_PREFIX: config.topicPrefix,
         VALMETAL_STORAGE__DATA_DIR: ENGINE_DATA_DIR,
         ...props.storageEnvironment,
+        ...props.authEnvironment,
       },
       secrets: {
         [DATABASE_PASSWORD_VARIABLE]: ecs.Secret.fromSecretsManager(props.databaseSecret, 'password'),

@@ -177,6 +177,7 @@ mod tests {
             seq_bits: Some(0b1011),
             alarms: Vec::new(),
             taken_at: 1_640_995_474_000,
+            usage: Default::default(),
         }
     }
 

@@ -1,0 +1,312 @@
+//! Alarms raised from outside the rule set: maintenance that comes due and wear trends that
+//! will cross a limit. They share the rule alarms' lifecycle (raise, escalate, clear,
+//! acknowledge, shelve, history, notifications) but their condition is decided by the caller.
+//!
+//! Their rule names contain a `.` (`maintenance.grease_bearings`, `wear.temperature`), which
+//! rule file ids cannot, so a restore can separate them from rule alarms.
+
+use std::sync::Arc;
+
+use super::{AlarmCommand, CommandError, Moment, RuleEvaluator};
+use crate::rules::alarm::{
+    Alarm, AlarmEvent, AlarmInput, AlarmState, OperatorAction, Severity, Transition,
+};
+use crate::rules::evaluator::AlarmAction;
+use crate::shadow::Shadow;
+use crate::value::Value;
+
+/// An alarm condition decided outside the rule set, and what its alarm reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalCondition {
+    /// The alarm's rule name; it must contain a `.` and no `/`. [`RuleEvaluator::set_external`]
+    /// uses the name it is given instead.
+    pub rule: Arc<str>,
+    pub severity: Severity,
+    pub message: String,
+    pub key: Option<Arc<str>>,
+    pub value: Option<Value>,
+    /// The values the decision was made on, for the operator.
+    pub inputs: Vec<AlarmInput>,
+}
+
+/// Returns true for the rule name of an external alarm.
+pub fn is_external_rule(rule: &str) -> bool {
+    rule.contains('.')
+}
+
+impl RuleEvaluator {
+    /// Raises, escalates or clears the external alarm `rule` at engine time `now`: an open
+    /// alarm clears when `condition` is `None`, and changes severity (as an escalation) when
+    /// the condition's severity differs. `frame_ts` is the device time the decision is about.
+    pub fn set_external(
+        &mut self,
+        rule: &str,
+        condition: Option<ExternalCondition>,
+        frame_ts: Option<i64>,
+        now: i64,
+    ) -> Option<AlarmEvent> {
+        let position = self.external.iter().position(|alarm| &*alarm.rule == rule);
+        match (position, condition) {
+            (None, Some(mut condition)) => {
+                condition.rule = Arc::from(rule);
+                Some(self.raise_external(condition, frame_ts, now))
+            }
+            (Some(index), Some(condition)) => {
+                let alarm = &mut self.external[index];
+                if alarm.severity == condition.severity {
+                    return None;
+                }
+                alarm.severity = condition.severity;
+                alarm.message = condition.message;
+                alarm.inputs = condition.inputs;
+                Some(AlarmEvent {
+                    transition: Transition::Escalated,
+                    alarm: alarm.clone(),
+                    operator: None,
+                })
+            }
+            (Some(index), None) => {
+                let alarm = self.external.remove(index);
+                let shadow = Shadow::default();
+                let moment = Moment {
+                    now,
+                    frame: None,
+                    shadow: &shadow,
+                };
+                Some(self.closed_alarm_event(alarm, moment))
+            }
+            (None, None) => None,
+        }
+    }
+
+    /// Returns the rule names of the open external alarms starting with `prefix`.
+    pub fn external_rules(&self, prefix: &str) -> Vec<Arc<str>> {
+        self.external
+            .iter()
+            .filter(|alarm| alarm.rule.starts_with(prefix))
+            .map(|alarm| Arc::clone(&alarm.rule))
+            .collect()
+    }
+
+    /// Returns shelved external alarms to view once their shelving time has passed.
+    pub(super) fn unshelve_external(&mut self, now: i64) -> Vec<AlarmEvent> {
+        let mut events = Vec::new();
+        for alarm in &mut self.external {
+            if alarm.shelved_until.is_none_or(|until| now < until) {
+                continue;
+            }
+            alarm.shelved = None;
+            alarm.shelved_until = None;
+            events.push(AlarmEvent {
+                transition: Transition::Unshelved,
+                alarm: alarm.clone(),
+                operator: None,
+            });
+        }
+        events
+    }
+
+    fn raise_external(
+        &mut self,
+        condition: ExternalCondition,
+        frame_ts: Option<i64>,
+        now: i64,
+    ) -> AlarmEvent {
+        let raised_at = now.max(self.last_raised_at + 1);
+        self.last_raised_at = raised_at;
+        let alarm = Alarm {
+            id: Arc::from(format!("{}/{}/{raised_at}", self.device, condition.rule)),
+            device: self.device.clone(),
+            rule: condition.rule,
+            severity: condition.severity,
+            state: AlarmState::Active,
+            key: condition.key,
+            value: condition.value,
+            message: condition.message,
+            raised_at,
+            cleared_at: None,
+            frame_ts,
+            cleared_frame_ts: None,
+            rule_version: Arc::clone(&self.rules.version),
+            inputs: condition.inputs,
+            flapping: false,
+            acknowledged: None,
+            cleared_by: None,
+            shelved: None,
+            shelved_until: None,
+        };
+        self.external.push(alarm.clone());
+        AlarmEvent {
+            transition: Transition::Raised,
+            alarm,
+            operator: None,
+        }
+    }
+
+    /// Applies an operator's request to an open external alarm, or returns `None` when no
+    /// open external alarm has the id. A hand-cleared external alarm is raised again at the
+    /// next decision that still calls for it.
+    pub(super) fn command_external(
+        &mut self,
+        command: &AlarmCommand,
+        action: OperatorAction,
+    ) -> Option<Result<AlarmEvent, CommandError>> {
+        let index = self
+            .external
+            .iter()
+            .position(|alarm| *alarm.id == *command.alarm_id)?;
+        let conflict = |name: &'static str, reason: &str| CommandError::Conflict {
+            id: command.alarm_id.clone(),
+            action: name,
+            reason: reason.to_owned(),
+        };
+        let alarm = &mut self.external[index];
+        let transition = match command.action {
+            AlarmAction::Acknowledge => {
+                if let Some(previous) = &alarm.acknowledged {
+                    let reason = format!("already acknowledged by {}", previous.by);
+                    return Some(Err(conflict("acknowledged", &reason)));
+                }
+                alarm.acknowledged = Some(action.clone());
+                Transition::Acknowledged
+            }
+            AlarmAction::Shelve { until } => {
+                if until <= action.at {
+                    return Some(Err(conflict(
+                        "shelved",
+                        "the shelving time is already past",
+                    )));
+                }
+                alarm.shelved = Some(action.clone());
+                alarm.shelved_until = Some(until);
+                Transition::Shelved
+            }
+            AlarmAction::Unshelve => {
+                if alarm.shelved_until.is_none() {
+                    return Some(Err(conflict("unshelved", "it is not shelved")));
+                }
+                alarm.shelved = None;
+                alarm.shelved_until = None;
+                Transition::Unshelved
+            }
+            AlarmAction::Clear => {
+                let mut alarm = self.external.remove(index);
+                alarm.cleared_by = Some(action.clone());
+                let shadow = Shadow::default();
+                let moment = Moment {
+                    now: action.at,
+                    frame: None,
+                    shadow: &shadow,
+                };
+                return Some(Ok(self.closed_alarm_event(alarm, moment)));
+            }
+        };
+        Some(Ok(AlarmEvent {
+            transition,
+            alarm: alarm.clone(),
+            operator: Some(action),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device_id::DeviceId;
+    use crate::rules::RuleSet;
+
+    fn evaluator() -> RuleEvaluator {
+        RuleEvaluator::new(
+            DeviceId::parse("fan-1").unwrap(),
+            Arc::new(RuleSet::empty("fan")),
+        )
+    }
+
+    fn due(severity: Severity) -> ExternalCondition {
+        ExternalCondition {
+            rule: Arc::from("maintenance.belt"),
+
+            severity,
+            message: "belt check due".into(),
+            key: None,
+            value: None,
+            inputs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn external_alarm_raises_escalates_and_clears() {
+        let mut evaluator = evaluator();
+        let raised = evaluator
+            .set_external(
+                "maintenance.belt",
+                Some(due(Severity::Warning)),
+                None,
+                1_000,
+            )
+            .unwrap();
+        assert_eq!(raised.transition, Transition::Raised);
+        assert_eq!(&*raised.alarm.id, "fan-1/maintenance.belt/1000");
+        assert!(
+            evaluator
+                .set_external(
+                    "maintenance.belt",
+                    Some(due(Severity::Warning)),
+                    None,
+                    2_000
+                )
+                .is_none()
+        );
+        let escalated = evaluator
+            .set_external("maintenance.belt", Some(due(Severity::Minor)), None, 3_000)
+            .unwrap();
+        assert_eq!(escalated.transition, Transition::Escalated);
+        let cleared = evaluator
+            .set_external("maintenance.belt", None, None, 4_000)
+            .unwrap();
+        assert_eq!(cleared.transition, Transition::Cleared);
+        assert_eq!(evaluator.open_alarms().count(), 0);
+        assert_eq!(evaluator.alarms_in_view().count(), 1);
+    }
+
+    #[test]
+    fn external_alarm_takes_operator_commands() {
+        let mut evaluator = evaluator();
+        let raised = evaluator
+            .set_external(
+                "maintenance.belt",
+                Some(due(Severity::Warning)),
+                None,
+                1_000,
+            )
+            .unwrap();
+        let command = AlarmCommand {
+            alarm_id: raised.alarm.id.to_string(),
+            action: AlarmAction::Acknowledge,
+            by: Arc::from("tech"),
+        };
+        let event = evaluator.command(&command, 2_000).unwrap();
+        assert_eq!(event.transition, Transition::Acknowledged);
+        assert!(evaluator.command(&command, 3_000).is_err());
+    }
+
+    #[test]
+    fn external_alarm_survives_restore() {
+        let mut evaluator = evaluator();
+        let raised = evaluator
+            .set_external(
+                "wear.temperature",
+                Some(due(Severity::Warning)),
+                None,
+                1_000,
+            )
+            .unwrap();
+        let mut restored = self::evaluator();
+        restored.restore(vec![raised.alarm], &Shadow::default(), 5_000);
+        assert_eq!(restored.open_alarms().count(), 1);
+        assert_eq!(
+            restored.external_rules("wear."),
+            vec![Arc::from("wear.temperature")]
+        );
+    }
+}
