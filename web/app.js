@@ -2435,15 +2435,14 @@ let fleetScrollY = 0;
 function route() {
   // The device link in the alarm detail navigates, and the dialog would cover the new view.
   if (alarmDialog.open) alarmDialog.close();
+  const match = /^#\/device\/(.+)$/.exec(location.hash);
   if (routeEquipment(location.hash)) {
     if (deviceView.id !== null) closeDeviceView();
     document.body.dataset.view = 'equipment';
     fleetSection.hidden = true;
     deviceSection.hidden = true;
-    return;
-  }
-  const match = /^#\/device\/(.+)$/.exec(location.hash);
-  if (match) {
+    alarmsSection.hidden = true;
+  } else if (match) {
     let id = match[1];
     try {
       id = decodeURIComponent(id);
@@ -2906,7 +2905,7 @@ async function start() {
   renderOperator();
   window.addEventListener('online', retryNow);
   window.addEventListener('hashchange', route);
-  initEquipment({ fetchHelper: fetchWithTimeout, container: byId('equipment-view') });
+  initEquipment({ fetchHelper: apiFetch, container: byId('equipment-view') });
 
   // On narrow screens the alarm panel comes first, so its log starts collapsed.
   if (matchMedia('(max-width: 1100px)').matches) byId('alarm-log-section').open = false;
