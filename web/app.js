@@ -2906,7 +2906,7 @@ async function start() {
   renderOperator();
   window.addEventListener('online', retryNow);
   window.addEventListener('hashchange', route);
-  initEquipment({ fetchHelper: fetchWithTimeout, container: byId('equipment-view') });
+  initEquipment({ fetchHelper: apiFetch, container: byId('equipment-view') });
 
   // On narrow screens the alarm panel comes first, so its log starts collapsed.
   if (matchMedia('(max-width: 1100px)').matches) byId('alarm-log-section').open = false;
