@@ -18,7 +18,7 @@ use tokio::time::Instant;
 /// user space on every architecture it supports.
 const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
-/// How the harness reaches the engine.
+/// Way the harness reaches the engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EngineMode {
@@ -32,7 +32,7 @@ pub enum EngineMode {
     None,
 }
 
-/// What the spawned or in-process engine is configured with.
+/// Configuration of a spawned or in-process engine.
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
     pub broker_host: String,
@@ -84,7 +84,7 @@ pub struct ChildEngine {
 }
 
 impl ChildEngine {
-    /// Writes the configuration, starts `binary serve` and waits until `/readyz` answers 200.
+    /// Writes the configuration, starts `binary serve` and waits until `/readyz` returns 200.
     ///
     /// # Errors
     ///
@@ -161,7 +161,7 @@ async fn wait_ready(addr: SocketAddr, token: Option<&str>, log: &Path) -> anyhow
 ///
 /// # Errors
 ///
-/// Fails when the connection or the read fails, or the answer is not HTTP.
+/// Fails when the connection or the read fails, or the response is not HTTP.
 pub async fn http_get(
     addr: SocketAddr,
     path: &str,
@@ -306,14 +306,14 @@ impl EngineCounters {
 ///
 /// # Errors
 ///
-/// Fails when the endpoint cannot be read or answers other than 200.
+/// Fails when the endpoint cannot be read or returns a status other than 200.
 pub async fn read_counters(
     addr: SocketAddr,
     token: Option<&str>,
 ) -> anyhow::Result<EngineCounters> {
     let (status, body) = http_get(addr, "/metrics", token).await?;
     if status != 200 {
-        bail!("GET /metrics answered {status}; pass --token if the engine requires one");
+        bail!("GET /metrics returned status {status}; pass --token if the engine requires one");
     }
     Ok(EngineCounters::parse(&body))
 }

@@ -17,7 +17,7 @@ pub const MAX_DASHBOARDS: u32 = 20_000;
 /// Longest run.
 pub const MAX_DURATION: Duration = Duration::from_secs(600);
 
-/// What a run exercises.
+/// Load shape of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scenario {
@@ -41,7 +41,7 @@ pub enum Scenario {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "valmetal-loadtest", version, about)]
 pub struct Args {
-    /// What to run.
+    /// Load shape to run.
     #[arg(long, value_enum, default_value = "steady")]
     pub scenario: Scenario,
     /// MQTT broker as HOST:PORT; loopback only.
@@ -122,7 +122,7 @@ pub struct Args {
     /// Bearer token for `/ws` (sent as `?access_token=`) and `/metrics`.
     #[arg(long, env = "VALMETAL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Longest wait, after publishing ends, for the engine and dashboards to catch up.
+    /// Maximum wait, after publishing ends, for the engine and dashboards to catch up.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain: Duration,
     /// Write the report as JSON to this file.

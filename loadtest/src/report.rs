@@ -33,7 +33,7 @@ impl LatencySummary {
     }
 }
 
-/// What the simulated fleet sent.
+/// Publishing counts of the simulated fleet.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PublishSummary {
     pub devices: u32,
@@ -49,11 +49,11 @@ pub struct PublishSummary {
     /// Published frames per second of publishing.
     pub achieved_rate: f64,
     pub reconnects: u64,
-    /// Longest time a connection took to reconnect in the reconnect storm.
+    /// Maximum time a connection took to reconnect in the reconnect storm.
     pub max_reconnect_ms: Option<f64>,
 }
 
-/// What the bare subscriber received.
+/// Counts and latency of the bare subscriber.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CeilingSummary {
     pub published: u64,
@@ -63,7 +63,7 @@ pub struct CeilingSummary {
     pub latency: LatencySummary,
 }
 
-/// What the engine did, from its counters and `/proc`.
+/// Engine figures, from its counters and `/proc`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct EngineSummary {
     pub pid: Option<u32>,
@@ -88,7 +88,7 @@ pub struct EngineSummary {
     pub in_process: bool,
 }
 
-/// What the dashboard clients saw.
+/// Figures of the dashboard clients.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DashboardSummary {
     pub clients: u32,

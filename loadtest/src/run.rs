@@ -177,7 +177,7 @@ fn fleet_options(args: &Args, host: &str, port: u16, prefix: &str) -> FleetOptio
     }
 }
 
-/// Where a phase sends its frames: a broker and topic prefix, or an in-process engine's
+/// Destination of a phase's frames: a broker and topic prefix, or an in-process engine's
 /// intake.
 struct Target<'a> {
     host: &'a str,

@@ -111,8 +111,8 @@ pub fn decode(payload: &[u8], max_bytes: usize, now_ms: i64) -> Result<Vec<Frame
 
 /// Decodes a payload of well-formed frames straight into [`RawFrame`]s, without building a
 /// JSON tree first, which costs more than the rest of decoding. Returns `None` when the
-/// payload does not have that shape, so the general path finds and names the problem; both
-/// paths apply the same checks to each frame.
+/// payload does not have that shape, so that the general path finds and names the problem.
+/// Both paths apply the same checks to each frame.
 fn decode_typed(payload: &[u8], now_ms: i64) -> Option<Result<Vec<Frame>, PayloadError>> {
     let first = payload.iter().find(|byte| !byte.is_ascii_whitespace())?;
     let frames: Vec<RawFrame> = match first {

@@ -153,10 +153,9 @@ struct TelemetryRow<'a> {
 
 /// Builds the insert of `rows` rows for `backend`.
 ///
-/// SQLite gets anonymous `?` placeholders: for each numbered one, SQLite looks its name up in a
-/// list as long as the statement's parameters, so binding a statement of 500 rows with `$N`
-/// placeholders costs time quadratic in its parameters and dominated the engine's CPU.
-/// PostgreSQL needs `$N`.
+/// SQLite gets anonymous `?` placeholders. SQLite looks each numbered placeholder up in a list
+/// as long as the statement's parameters, so binding a 500-row statement with `$N` costs time
+/// quadratic in its parameters, which dominated the engine's CPU. PostgreSQL needs `$N`.
 fn insert_statement(rows: usize, backend: Backend) -> String {
     let mut statement = String::from(
         "INSERT INTO telemetry (device_id, key, ts, value_number, value_text, version) VALUES ",
