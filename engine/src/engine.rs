@@ -323,6 +323,8 @@ impl RunningEngine {
     pub async fn shutdown(self) {
         info!("Engine stopping");
         self.ingest.stop().await;
+        // The intake holds the registry, whose device events hold the alarm writer's queue.
+        drop(self.intake);
         let _ = self.http_stop.send(true);
         let _ = self.http_task.await;
         let _ = self.maintenance_checker.await;

@@ -69,8 +69,8 @@ pub async fn device_history(
         .to
         .or(newest.map(|ts| ts + 1))
         .unwrap_or_else(valmetal_actors::clock::now_ms);
-    let from = query.from.unwrap_or(to - DEFAULT_WINDOW_MS);
-    if from >= to || to - from > MAX_WINDOW_MS {
+    let from = query.from.unwrap_or(to.saturating_sub(DEFAULT_WINDOW_MS));
+    if from >= to || to.saturating_sub(from) > MAX_WINDOW_MS {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_window",
