@@ -159,22 +159,15 @@ impl Hub {
     /// Records a presence change and queues it for every subscriber of the device.
     pub fn publish_presence(&self, change: &PresenceChange) {
         // A device known only from its status topic gets a view too, so it is listed.
-        let mut view = self
-            .views
-            .entry(change.device.clone())
-            .or_insert_with(|| DeviceState {
-                device: change.device.clone(),
-                device_type: Arc::clone(&change.device_type),
-                farm: self.farms.farm_of(change.device.as_str()),
-                version: 0,
-                reported: Vec::new(),
-                desired: Vec::new(),
-                delta: Vec::new(),
-                last_frame_ts: None,
-                last_seen: change.last_seen,
-                online: change.online,
-                alarms: Vec::new(),
-            });
+        let mut view = self.views.entry(change.device.clone()).or_insert_with(|| {
+            let mut view = self.empty_view(
+                &change.device,
+                Arc::clone(&change.device_type),
+                change.online,
+            );
+            view.last_seen = change.last_seen;
+            view
+        });
         view.online = change.online;
         let farm = view.farm.clone();
         drop(view);
@@ -227,21 +220,26 @@ impl Hub {
         let mut view = self
             .views
             .entry(device.clone())
-            .or_insert_with(|| DeviceState {
-                device: device.clone(),
-                device_type: Arc::from(device_type),
-                farm: self.farms.farm_of(device.as_str()),
-                version: 0,
-                reported: Vec::new(),
-                desired: Vec::new(),
-                delta: Vec::new(),
-                last_frame_ts: None,
-                last_seen: None,
-                online: false,
-                alarms: Vec::new(),
-            });
+            .or_insert_with(|| self.empty_view(device, Arc::from(device_type), false));
         view.device_type = Arc::from(device_type);
         view.farm = self.farms.farm_of(device.as_str());
+    }
+
+    /// Returns a view of `device` with nothing reported yet, filed under its farm.
+    fn empty_view(&self, device: &DeviceId, device_type: Arc<str>, online: bool) -> DeviceState {
+        DeviceState {
+            device: device.clone(),
+            device_type,
+            farm: self.farms.farm_of(device.as_str()),
+            version: 0,
+            reported: Vec::new(),
+            desired: Vec::new(),
+            delta: Vec::new(),
+            last_frame_ts: None,
+            last_seen: None,
+            online,
+            alarms: Vec::new(),
+        }
     }
 
     /// Returns the farm of `device`, whether or not it has reported.
@@ -254,22 +252,9 @@ impl Hub {
 
     /// Folds `update` into the device's view and returns the device's farm.
     fn apply_to_view(&self, update: &DeviceUpdate) -> Option<Arc<str>> {
-        let mut view = self
-            .views
-            .entry(update.device.clone())
-            .or_insert_with(|| DeviceState {
-                device: update.device.clone(),
-                device_type: Arc::clone(&update.device_type),
-                farm: self.farms.farm_of(update.device.as_str()),
-                version: 0,
-                reported: Vec::new(),
-                desired: Vec::new(),
-                delta: Vec::new(),
-                last_frame_ts: None,
-                last_seen: None,
-                online: true,
-                alarms: Vec::new(),
-            });
+        let mut view = self.views.entry(update.device.clone()).or_insert_with(|| {
+            self.empty_view(&update.device, Arc::clone(&update.device_type), true)
+        });
         for (key, value) in &update.changes {
             match view.reported.iter_mut().find(|(name, _)| name == key) {
                 Some((_, stored)) => *stored = value.clone(),

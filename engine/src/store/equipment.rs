@@ -69,6 +69,26 @@ impl EquipmentStore {
     }
 }
 
+/// Adds `farm` to the `farms` table inside `transaction`, unless it is there already.
+///
+/// # Errors
+///
+/// Returns the database error.
+pub(super) async fn add_farm(
+    transaction: &mut sqlx::Transaction<'static, sqlx::Any>,
+    farm: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO farms (farm_id, name, updated_at) VALUES ($1, $1, $2) ON CONFLICT (farm_id) DO NOTHING",
+    )
+    .bind(farm)
+    .bind(now)
+    .execute(&mut **transaction)
+    .await?;
+    Ok(())
+}
+
 impl Sink for EquipmentStore {
     type Record = Equipment;
     type Key = DeviceId;
@@ -90,14 +110,9 @@ impl Sink for EquipmentStore {
         let mut transaction = self.database.begin_write().await?;
         for equipment in batch.iter() {
             if let Some(farm) = &equipment.farm {
-                sqlx::query(
-                    "INSERT INTO farms (farm_id, name, updated_at) VALUES ($1, $1, $2) ON CONFLICT (farm_id) DO NOTHING",
-                )
-                .bind(farm)
-                .bind(now)
-                .execute(&mut *transaction)
-                .await
-                .map_err(|error| classify(&error))?;
+                add_farm(&mut transaction, farm, now)
+                    .await
+                    .map_err(|error| classify(&error))?;
             }
             sqlx::query(
                 "INSERT INTO equipment (device_id, device_type, farm_id, name, first_seen, updated_at) \

@@ -8,6 +8,7 @@ use valmetal_actors::DeviceId;
 use valmetal_actors::clock::now_ms;
 
 use super::database::Database;
+use super::equipment::add_farm;
 
 /// A device as the registry keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -71,14 +72,7 @@ impl RegistrationStore {
         let now = now_ms();
         let mut transaction = self.database.pool().begin().await?;
         if let Some(farm) = &registration.farm {
-            sqlx::query(
-                "INSERT INTO farms (farm_id, name, updated_at) VALUES ($1, $1, $2) \
-                 ON CONFLICT (farm_id) DO NOTHING",
-            )
-            .bind(farm)
-            .bind(now)
-            .execute(&mut *transaction)
-            .await?;
+            add_farm(&mut transaction, farm, now).await?;
         }
         sqlx::query(
             "INSERT INTO equipment (device_id, device_type, farm_id, name, first_seen, updated_at, farm_assigned) \
