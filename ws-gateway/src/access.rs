@@ -7,7 +7,7 @@ use std::sync::Arc;
 /// The devices a client may see and how long it may stay connected.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientAccess {
-    /// Farms whose devices the client sees; `None` is every device, with or without a farm.
+    /// Farms whose devices the client may see. `None` is every device, with or without a farm.
     pub farms: Option<Arc<[Arc<str>]>>,
     /// When the token expires, in milliseconds since the Unix epoch; the connection is
     /// closed with code [`TOKEN_EXPIRED_CLOSE_CODE`] then. `None` never expires.
@@ -15,7 +15,7 @@ pub struct ClientAccess {
 }
 
 /// WebSocket close code sent when the client's token expires: the 4000 range is the
-/// application's, and 4401 mirrors HTTP 401 so a dashboard knows to sign in again.
+/// application's, and 4401 mirrors HTTP 401 so a dashboard can tell it must sign in again.
 pub const TOKEN_EXPIRED_CLOSE_CODE: u16 = 4401;
 
 impl ClientAccess {

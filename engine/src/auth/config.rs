@@ -11,7 +11,7 @@ const MAX_LEEWAY: Duration = Duration::from_secs(300);
 const MIN_TOKEN_TTL: Duration = Duration::from_secs(60);
 const MAX_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// Where tokens come from.
+/// Source of tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMode {

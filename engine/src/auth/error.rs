@@ -1,4 +1,4 @@
-//! Why a caller was turned away, and the JSON reply each reason gets.
+//! Reasons a caller is rejected, and the JSON reply each reason gets.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -59,7 +59,7 @@ impl IntoResponse for AuthError {
     }
 }
 
-/// The reply to a caller whose role may not do what it asked.
+/// Returns the reply to a caller whose role may not do what it requested.
 pub fn forbidden(what: &str) -> ApiError {
     ApiError::new(
         StatusCode::FORBIDDEN,

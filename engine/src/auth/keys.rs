@@ -14,7 +14,7 @@ use tracing::{info, warn};
 /// Shortest wait between two fetches caused by unknown key ids, so forged key ids cannot
 /// make the engine hammer the issuer.
 const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
-/// Longest wait for the issuer's JWKS endpoint.
+/// Maximum wait for the issuer's JWKS endpoint.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// RS256 verification keys by key id.
@@ -29,7 +29,7 @@ impl KeySet {
     ///
     /// # Errors
     ///
-    /// Returns a reason when the document is not a JWKS or holds no usable key.
+    /// Returns a reason when the document is not a JWKS or contains no usable key.
     pub fn from_json(jwks: &str) -> Result<Self, String> {
         let set: JwkSet =
             serde_json::from_str(jwks).map_err(|error| format!("not a JWKS: {error}"))?;
@@ -63,7 +63,7 @@ impl KeySet {
     }
 }
 
-/// Where the keys come from.
+/// Source of the keys.
 pub enum KeySource {
     /// Fixed keys: a file read at start, or the local issuer's own key.
     Fixed(KeySet),
@@ -116,7 +116,7 @@ impl Keys {
     ///
     /// # Errors
     ///
-    /// Returns a reason naming the file when it cannot be read or holds no usable key.
+    /// Returns a reason naming the file when it cannot be read or contains no usable key.
     pub fn from_file(path: &PathBuf) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|error| format!("cannot read `auth.jwks_file` {}: {error}", path.display()))?;
@@ -213,7 +213,7 @@ async fn fetch(client: &reqwest::Client, url: &str) -> Result<KeySet, String> {
     KeySet::from_json(&text)
 }
 
-/// Why a token's key could not be found.
+/// Reason a token's key could not be found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyLookupError {
     /// No key has that id.

@@ -25,7 +25,7 @@ const TOKEN_PARAMETER: &str = "access_token";
 /// The one path that takes [`TOKEN_PARAMETER`].
 const WEBSOCKET_PATH: &str = "/ws";
 
-/// Authenticates the request, or answers 401, 403 or 503 without running the handler.
+/// Authenticates the request, or replies 401, 403 or 503 without running the handler.
 pub async fn authenticate(
     State(auth): State<Arc<Auth>>,
     mut request: Request,
@@ -36,7 +36,7 @@ pub async fn authenticate(
         Ok(caller) => caller,
         Err(error) => {
             AuthRequestRejected(error.label()).emit();
-            debug!(%error, http.path = request.uri().path(), "Request refused");
+            debug!(%error, http.path = request.uri().path(), "Request rejected");
             return error.into_response();
         }
     };
@@ -53,8 +53,8 @@ pub async fn authenticate(
     next.run(request).await
 }
 
-/// The token of `Authorization: Bearer`, else, on `/ws`, of the `access_token` query
-/// parameter.
+/// Returns the token of `Authorization: Bearer`, else, on `/ws`, of the `access_token`
+/// query parameter.
 fn bearer_token(request: &Request) -> Option<String> {
     let from_header = request
         .headers()

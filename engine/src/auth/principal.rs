@@ -1,11 +1,11 @@
-//! Who is calling: the role and farms a verified token grants, and the checks every API
-//! handler and WebSocket subscription makes with them.
+//! The caller: the role and farms a verified token grants, and the checks every API handler
+//! and WebSocket subscription makes with them.
 
 use std::sync::Arc;
 
 use serde::Serialize;
 
-/// What a caller may do, from the token's role claim.
+/// Permission level of a caller, from the token's role claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -102,7 +102,7 @@ impl Principal {
         self.role == Role::Admin
     }
 
-    /// The caller when authentication is turned off: an admin of every farm.
+    /// Returns the caller used when authentication is turned off: an admin of every farm.
     pub fn unauthenticated() -> Self {
         Self {
             subject: "anonymous".to_owned(),
@@ -145,7 +145,8 @@ mod tests {
     #[test]
     fn admin_sees_and_changes_every_farm() {
         let admin = principal(Role::Admin, &[]);
-        assert!(admin.can_see(Some("south")) && admin.can_see(None));
+        assert!(admin.can_see(Some("south")));
+        assert!(admin.can_see(None));
         assert!(admin.can_change(None));
     }
 

@@ -179,7 +179,7 @@ fn principal_of(claims: &Map<String, Value>, names: &ClaimNames) -> Result<Princ
     })
 }
 
-/// The role claim, else the most privileged role among `cognito:groups`.
+/// Returns the role claim, else the most privileged role among `cognito:groups`.
 fn role_of(claims: &Map<String, Value>, role_claim: &str) -> Option<Role> {
     if let Some(role) = claims.get(role_claim).and_then(Value::as_str) {
         return Role::parse(role);
@@ -190,7 +190,8 @@ fn role_of(claims: &Map<String, Value>, role_claim: &str) -> Option<Role> {
         .find(|role| groups.iter().any(|group| Role::parse(group) == Some(*role)))
 }
 
-/// The farms claim: a JSON array or a comma-separated string; `*` is every farm.
+/// Returns the farms claim, given as a JSON array or a comma-separated string. `*` is every
+/// farm.
 fn farms_of(claim: Option<&Value>) -> FarmScope {
     let names: Vec<&str> = match claim {
         Some(Value::String(list)) => list.split(',').map(str::trim).collect(),
@@ -208,7 +209,7 @@ fn farms_of(claim: Option<&Value>) -> FarmScope {
     )
 }
 
-/// A claim that is a string or an array of strings, as a list.
+/// Returns a claim that is a string or an array of strings as a list.
 fn strings(claim: Option<&Value>) -> Vec<&str> {
     match claim {
         Some(Value::String(single)) => vec![single.as_str()],

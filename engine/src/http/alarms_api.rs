@@ -24,7 +24,7 @@ const DEFAULT_ALARM_LIMIT: u32 = 100;
 const MAX_ALARM_LIMIT: u32 = 1000;
 /// History rows read per round while filling a page for a caller limited to some farms.
 const SCAN_BATCH: u32 = 500;
-/// Most rows read for one page before answering with what was found and a cursor.
+/// Maximum rows read for one page before replying with what was found and a cursor.
 const MAX_SCANNED: usize = 20_000;
 
 #[derive(Debug, Deserialize)]
@@ -96,20 +96,20 @@ pub async fn list_alarms(
 
 /// Reads one page of history events the caller may see, and the cursor of the next page.
 /// For a caller limited to some farms, rows are read in rounds until the page is full, the
-/// history ends, or [`MAX_SCANNED`] rows were read; the cursor then continues the scan.
+/// history ends, or [`MAX_SCANNED`] rows were read. The cursor then continues the scan.
 async fn history_page(
     state: &HttpState,
     principal: &Principal,
     filter: HistoryFilter,
 ) -> Result<(Vec<HistoryEvent>, Option<i64>), ApiError> {
-    let wanted = filter.limit as usize;
+    let page_size = filter.limit as usize;
     let round = if principal.farms.farms().is_none() {
         filter.limit
     } else {
         SCAN_BATCH
     };
     let mut cursor = filter.before;
-    let mut page = Vec::with_capacity(wanted);
+    let mut page = Vec::with_capacity(page_size);
     let mut scanned = 0;
     loop {
         let query = HistoryFilter {
@@ -128,7 +128,7 @@ async fn history_page(
             cursor = Some(event.event_id);
             if visible(state, principal, &event) {
                 page.push(event);
-                if page.len() == wanted {
+                if page.len() == page_size {
                     return Ok((page, cursor));
                 }
             }
@@ -153,8 +153,8 @@ fn visible(state: &HttpState, principal: &Principal, event: &HistoryEvent) -> bo
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlarmActionBody {
-    /// Who acts, when authentication is off; a signed-in caller is recorded by the name
-    /// in their token instead.
+    /// Name of the person acting, used when authentication is off. A signed-in caller is
+    /// recorded by the name in their token instead.
     by: Option<String>,
     /// For `shelve`: until when, RFC 3339.
     until: Option<String>,
@@ -213,7 +213,7 @@ pub async fn act_on_alarm(
     }
 }
 
-/// The name recorded for an action: the token's, or `by` when authentication is off.
+/// Returns the name recorded for an action: the token's, or `by` when authentication is off.
 fn acting_name(
     state: &HttpState,
     principal: &Principal,
@@ -249,7 +249,7 @@ fn parse_action(action: &str, body: &AlarmActionBody) -> Result<AlarmAction, Api
     }
 }
 
-/// The end of a shelving, from `until` (RFC 3339) or `for` (a duration such as `2h`).
+/// Returns the end of a shelving, from `until` (RFC 3339) or `for` (a duration such as `2h`).
 fn shelving_end(body: &AlarmActionBody) -> Result<i64, ApiError> {
     let invalid = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message);
     let now = valmetal_actors::clock::now_ms();

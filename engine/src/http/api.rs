@@ -128,8 +128,8 @@ pub(super) fn parse_device(id: &str) -> Result<DeviceId, ApiError> {
     })
 }
 
-/// Returns the device if `principal` may see it; a device outside the caller's farms
-/// answers exactly as an unknown one, so its existence is not revealed.
+/// Returns the device if `principal` may see it. A device outside the caller's farms gets
+/// the same reply as an unknown one, so its existence is not revealed.
 ///
 /// # Errors
 ///
@@ -167,7 +167,7 @@ pub(super) fn changeable_device(
     }
 }
 
-/// The 404 reply for a device that has not reported, or that the caller may not see.
+/// Returns the 404 reply for a device that has not reported, or that the caller may not see.
 pub(super) fn device_not_found(device: &DeviceId) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -176,7 +176,7 @@ pub(super) fn device_not_found(device: &DeviceId) -> ApiError {
     )
 }
 
-/// The 503 reply when a store read fails; the cause is logged, not sent.
+/// Returns the 503 reply when a store read fails. The cause is logged, not sent.
 pub(super) fn store_unavailable(what: &str, error: &sqlx::Error) -> ApiError {
     tracing::error!(%error, "{what} query failed");
     ApiError::new(

@@ -37,7 +37,7 @@ use crate::store::registration::RegistrationStore;
 
 /// Shared state of the handlers.
 pub struct HttpState {
-    /// How callers are checked; the layer in front of the API and `/ws` uses it.
+    /// Authentication of callers, used by the layer in front of the API and `/ws`.
     pub auth: Arc<Auth>,
     /// Devices registered or changed through the API.
     pub registrations: RegistrationStore,
@@ -146,7 +146,7 @@ fn assemble(state: Arc<HttpState>, guard: impl FnOnce(Router) -> Router) -> Rout
         .merge(protected)
 }
 
-/// The routes of `/api/v1/` that need a signed-in caller.
+/// Returns the routes of `/api/v1/` that need a signed-in caller.
 fn api_routes() -> Router<Arc<HttpState>> {
     Router::new()
         .route("/api/v1/me", get(session_api::me))
