@@ -355,25 +355,22 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
       assert.notEqual(later, first, `${WATCHED_KEY} stayed at ${first}`);
     });
 
+    // On a busy machine the tile can trail the shadow by seconds while the replay moves the
+    // value on, so the tile must show one of the values the API returned during the check.
     test('value matches the REST API', async () => {
+      const apiValues = [];
       const sample = await pollValue(
         async () => {
-          const apiValue = await fetchReported(WATCHED_DEVICE, WATCHED_KEY);
-          const tileText = await pollValue(
-            () => valueCell().textContent(),
-            (text) => displays(text, apiValue),
-            RENDER_LAG_MS,
-            20,
-          );
-          return { apiValue, tileText };
+          const tileText = await valueCell().textContent();
+          apiValues.push(await fetchReported(WATCHED_DEVICE, WATCHED_KEY));
+          return { tileText, matched: apiValues.some((value) => displays(tileText, value)) };
         },
-        ({ apiValue, tileText }) => displays(tileText, apiValue),
+        ({ matched }) => matched,
         LIVE_CHECK_TIMEOUT_MS,
-        0,
       );
       assert.ok(
-        displays(sample.tileText, sample.apiValue),
-        `tile shows ${sample.tileText} but the API returned ${sample.apiValue}`,
+        sample.matched,
+        `tile shows ${sample.tileText} but the API returned ${apiValues.slice(-5).join(', ')}`,
       );
     });
   });
