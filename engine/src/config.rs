@@ -340,8 +340,16 @@ fn describe_errors(error: figment::Error) -> Vec<String> {
 
 /// Sections that `VALMETAL_{SECTION}__{KEY}` variables may set. Other `VALMETAL_` variables,
 /// such as the test suite's `VALMETAL_TEST_MQTT_ADDR`, are not configuration and are ignored.
-const ENV_SECTIONS: [&str; 7] = [
-    "mqtt", "http", "storage", "rules", "actors", "gateway", "notify",
+const ENV_SECTIONS: [&str; 9] = [
+    "mqtt",
+    "http",
+    "auth",
+    "storage",
+    "rules",
+    "actors",
+    "gateway",
+    "notify",
+    "equipment",
 ];
 
 fn is_section_key(key: &str) -> bool {
@@ -403,13 +411,38 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("VALMETAL_MQTT__PORT", "1999");
             jail.set_env("VALMETAL_HTTP__ADDR", "127.0.0.1:9999");
+            jail.set_env("VALMETAL_EQUIPMENT__DOCUMENTS__BACKEND", "s3");
+            jail.set_env("VALMETAL_EQUIPMENT__DOCUMENTS__BUCKET", "farm-documents");
             jail.set_env("VALMETAL_TEST_MQTT_ADDR", "127.0.0.1:1");
             jail.set_env("VALMETAL_UPDATE_SCREENSHOTS", "1");
             let config = Config::load(None).map_err(|error| error.to_string())?;
             assert_eq!(config.mqtt.port, 1999);
             assert_eq!(config.http.addr.port(), 9999);
+            assert_eq!(
+                config.equipment.documents.backend,
+                crate::equipment::config::DocumentBackend::S3
+            );
+            assert_eq!(config.equipment.documents.bucket, "farm-documents");
             Ok(())
         });
+    }
+
+    #[test]
+    fn every_table_section_is_settable_from_the_environment() {
+        let defaults = serde_json::to_value(Config::default()).unwrap();
+        let sections: Vec<&String> = defaults
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, value)| value.is_object())
+            .map(|(name, _)| name)
+            .collect();
+        for section in sections {
+            assert!(
+                ENV_SECTIONS.contains(&section.as_str()),
+                "`{section}` is missing from ENV_SECTIONS"
+            );
+        }
     }
 
     #[test]
