@@ -27,6 +27,11 @@ export interface EnvironmentConfig {
   readonly natGateways: number;
   /** ACM certificate of the HTTPS listener; it must be in the environment's region. */
   readonly certificateArn: string;
+  /**
+   * DNS name of the dashboard, such as `valmetal.example.com`, without scheme or path. The
+   * documents bucket accepts browser uploads and downloads from `https://{dashboardDomain}`.
+   */
+  readonly dashboardDomain: string;
   /** Networks allowed to reach the load balancer on ports 443 and 80. */
   readonly ingressCidrs: string[];
   /** MQTT broker host, normally the account's AWS IoT Core ATS endpoint. */
@@ -75,6 +80,7 @@ const FIELD_KINDS: Record<Exclude<keyof EnvironmentConfig, 'name'>, FieldKind> =
   vpcCidr: 'string',
   natGateways: 'number',
   certificateArn: 'string',
+  dashboardDomain: 'string',
   ingressCidrs: 'string[]',
   mqttHost: 'string',
   mqttPort: 'number',
@@ -190,7 +196,7 @@ function locationProblems(config: EnvironmentConfig): string[] {
   return problems;
 }
 
-/** Checks the certificate and the allowed networks of the load balancer. */
+/** Checks the certificate, the dashboard's DNS name and the allowed networks of the load balancer. */
 function loadBalancerProblems(config: EnvironmentConfig): string[] {
   const problems: string[] = [];
   const at = (field: string) => `${config.name}.${field}`;
@@ -201,6 +207,12 @@ function loadBalancerProblems(config: EnvironmentConfig): string[] {
     problems.push(`${at('certificateArn')} is not an ACM certificate ARN: "${config.certificateArn}"`);
   } else if (certificate[1] !== config.region) {
     problems.push(`${at('certificateArn')} is in ${certificate[1]}; the load balancer needs one in ${config.region}`);
+  }
+  if (!isDnsName(config.dashboardDomain)) {
+    problems.push(
+      `${at('dashboardDomain')} is not a lowercase DNS name such as valmetal.example.com, ` +
+        `without scheme, port or path: "${config.dashboardDomain}"`,
+    );
   }
   if (config.ingressCidrs.length === 0) {
     problems.push(`${at('ingressCidrs')} is empty, so nothing could reach the load balancer`);
@@ -294,6 +306,15 @@ function topicPrefixProblem(prefix: string): string | undefined {
     return `"${prefix}" has an empty level`;
   }
   return undefined;
+}
+
+/**
+ * Checks for a host name of at least two labels. Upper case is rejected so that the bucket's
+ * CORS origin is written as browsers send the `Origin` header, with the host in lower case.
+ */
+function isDnsName(value: string): boolean {
+  const label = '[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?';
+  return value.length <= 253 && new RegExp(`^${label}(\\.${label})+$`).test(value);
 }
 
 function isIpv4Cidr(value: string): boolean {

@@ -1,5 +1,6 @@
-import { Annotations, CfnOutput, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Duration, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as timestream from 'aws-cdk-lib/aws-timestream';
 import { Construct } from 'constructs';
 
@@ -13,6 +14,19 @@ export interface DataStackProps extends StackProps {
 /** Name of the Timestream table in the environment's Timestream database. */
 export const TELEMETRY_TABLE_NAME = 'telemetry';
 
+/**
+ * Days S3 keeps an object version after a newer version or a delete marker replaces it, so a
+ * document that was overwritten or deleted by mistake can be restored within that time.
+ */
+export const NONCURRENT_VERSION_EXPIRATION_DAYS = 30;
+
+/**
+ * Days after which S3 aborts an unfinished multipart upload and frees its parts. Browsers
+ * upload documents with one presigned PUT, valid for at most 1 hour (`url_ttl`), so only an
+ * abandoned upload by other means is still unfinished after a day.
+ */
+export const INCOMPLETE_UPLOAD_EXPIRATION_DAYS = 1;
+
 /** The Timestream table and the settings the engine's Timestream sink must repeat. */
 export interface TelemetryTable {
   readonly arn: string;
@@ -25,11 +39,14 @@ export interface TelemetryTable {
 }
 
 /**
- * Stores of device state and telemetry history: the engine writes device documents to the
- * DynamoDB table and, when `timestreamLiveAnalytics` is on, telemetry to Timestream.
+ * Stores of device state, telemetry history and equipment documents: the engine writes device
+ * documents to the DynamoDB table and, when `timestreamLiveAnalytics` is on, telemetry to
+ * Timestream. Browsers upload and download equipment files in the S3 bucket through URLs that
+ * the engine presigns.
  */
 export class DataStack extends Stack {
   readonly deviceStateTable: dynamodb.Table;
+  readonly documentsBucket: s3.Bucket;
   /** Undefined when `timestreamLiveAnalytics` is false. */
   readonly telemetryTable?: TelemetryTable;
 
@@ -49,6 +66,9 @@ export class DataStack extends Stack {
       removalPolicy,
     });
     new CfnOutput(this, 'DeviceStateTableName', { value: this.deviceStateTable.tableName });
+
+    this.documentsBucket = createDocumentsBucket(this, config, removalPolicy);
+    new CfnOutput(this, 'DocumentsBucketName', { value: this.documentsBucket.bucketName });
 
     if (config.timestreamLiveAnalytics) {
       const database = new timestream.CfnDatabase(this, 'TelemetryDatabase', {
@@ -81,6 +101,50 @@ export class DataStack extends Stack {
       new CfnOutput(this, 'TelemetryTableArn', { value: table.attrArn });
     }
   }
+}
+
+/**
+ * Creates the bucket of equipment documents (manuals, service reports, photos): private,
+ * encrypted with S3 managed keys, reachable over TLS 1.2 or newer only, and versioned.
+ *
+ * NOTE: CloudFormation deletes only an empty bucket, so without `retainData` deleting the stack
+ * fails until every object version in the bucket is deleted. CDK's `autoDeleteObjects` would
+ * empty it through a Lambda-backed custom resource, which is left out to keep every resource
+ * tagged and every role free of AWS managed policies.
+ */
+function createDocumentsBucket(scope: Construct, config: EnvironmentConfig, removalPolicy: RemovalPolicy): s3.Bucket {
+  return new s3.Bucket(scope, 'DocumentsBucket', {
+    // Bucket names are global across accounts, so the account and region make this one unique.
+    bucketName: `${resourcePrefix(config.name)}-documents-${config.account}-${config.region}`,
+    encryption: s3.BucketEncryption.S3_MANAGED,
+    blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+    objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+    enforceSSL: true,
+    minimumTLSVersion: 1.2,
+    versioned: true,
+    lifecycleRules: [
+      {
+        id: 'expire-replaced-versions',
+        noncurrentVersionExpiration: Duration.days(NONCURRENT_VERSION_EXPIRATION_DAYS),
+        // Removes a delete marker once the versions behind it have expired.
+        expiredObjectDeleteMarker: true,
+        abortIncompleteMultipartUploadAfter: Duration.days(INCOMPLETE_UPLOAD_EXPIRATION_DAYS),
+      },
+    ],
+    cors: [
+      {
+        // The dashboard PUTs a file to the presigned URL that the engine returns and GETs it
+        // back the same way, both with fetch() from the dashboard's page.
+        allowedOrigins: [`https://${config.dashboardDomain}`],
+        allowedMethods: [s3.HttpMethods.PUT, s3.HttpMethods.GET],
+        // The dashboard sends each header signed into the URL except Content-Length, which
+        // the browser sets itself. Those are Content-Type and any x-amz-* header the SDK signs.
+        allowedHeaders: ['content-type', 'x-amz-*'],
+        maxAge: 3600,
+      },
+    ],
+    removalPolicy,
+  });
 }
 
 /** Silences synth's warning that Timestream for LiveAnalytics is in maintenance mode. */

@@ -11,6 +11,7 @@ import { TelemetryTable } from './data-stack';
 import { EngineAlarms, deploymentAlarmNames } from './engine/alarms';
 import { engineAuthEnvironment } from './engine/auth';
 import { EngineDatabase } from './engine/database';
+import { engineDocumentsEnvironment } from './engine/documents';
 import { createVpc } from './engine/network';
 import { engineTaskStatements } from './engine/permissions';
 import { engineStorageEnvironment } from './engine/storage';
@@ -32,6 +33,9 @@ export interface EngineStackProps extends StackProps {
   readonly userPoolId: string;
   /** App client of the dashboard in that pool. */
   readonly userPoolClientId: string;
+  /** S3 bucket of equipment documents, in the data stack. */
+  readonly documentsBucketName: string;
+  readonly documentsBucketArn: string;
 }
 
 /**
@@ -92,6 +96,7 @@ export class EngineStack extends Stack {
         deviceStateTableArn: props.deviceStateTableArn,
         telemetryTableArn: props.telemetryTable?.arn,
         metricsLogGroupName,
+        documentsBucketArn: props.documentsBucketArn,
       }),
       storageEnvironment: engineStorageEnvironment({
         config,
@@ -103,6 +108,10 @@ export class EngineStack extends Stack {
         region: config.region,
         userPoolId: props.userPoolId,
         clientId: props.userPoolClientId,
+      }),
+      documentsEnvironment: engineDocumentsEnvironment({
+        region: config.region,
+        bucketName: props.documentsBucketName,
       }),
       databaseSecret: this.database.secret,
     });

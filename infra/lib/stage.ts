@@ -40,7 +40,7 @@ export class ValmetalStage extends Stage {
     });
     this.data = new DataStack(this, 'Data', {
       stackName: stackName('data'),
-      description: `valmetal ${config.name}: device state table and telemetry database`,
+      description: `valmetal ${config.name}: device state table, telemetry database and equipment documents bucket`,
       terminationProtection,
       config,
     });
@@ -68,6 +68,8 @@ export class ValmetalStage extends Stage {
       telemetryTable: this.data.telemetryTable,
       userPoolId: this.auth.userPool.userPoolId,
       userPoolClientId: this.auth.dashboardClient.userPoolClientId,
+      documentsBucketName: this.data.documentsBucket.bucketName,
+      documentsBucketArn: this.data.documentsBucket.bucketArn,
     });
 
     const components: [RegistryStack | DataStack | IotStack | AuthStack | EngineStack, string][] = [

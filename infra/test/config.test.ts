@@ -111,6 +111,28 @@ describe('settings', () => {
     assert.equal(config.databaseStorageGiB, 100);
   });
 
+  test('dashboard domain checked', () => {
+    const config = readEnvironmentConfig('staging', contextWith({ dashboardDomain: 'dashboard.farm-7.example.com' }));
+    assert.equal(config.dashboardDomain, 'dashboard.farm-7.example.com');
+    for (const value of [
+      '',
+      'localhost',
+      'https://valmetal.example.com',
+      'valmetal.example.com/',
+      'valmetal.example.com:443',
+      'Valmetal.example.com',
+      '*.example.com',
+      '-valmetal.example.com',
+      'valmetal..example.com',
+    ]) {
+      assert.throws(
+        () => readEnvironmentConfig('staging', contextWith({ dashboardDomain: value })),
+        /staging\.dashboardDomain is not a lowercase DNS name such as valmetal\.example\.com/,
+        JSON.stringify(value),
+      );
+    }
+  });
+
   test('zones must belong to region', () => {
     const read = contextWith({ availabilityZones: ['eu-west-1a', 'eu-central-1b'] });
     assert.throws(() => readEnvironmentConfig('staging', read), /"eu-central-1b" is not a zone of eu-west-1/);

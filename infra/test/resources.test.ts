@@ -31,6 +31,7 @@ const UNTAGGABLE_TYPES = new Set([
   'AWS::EC2::VPCGatewayAttachment',
   'AWS::ECS::ClusterCapacityProviderAssociations',
   'AWS::IAM::Policy',
+  'AWS::S3::BucketPolicy',
   'AWS::SecretsManager::SecretTargetAttachment',
   'AWS::SNS::TopicPolicy',
 ]);

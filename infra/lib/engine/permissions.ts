@@ -3,6 +3,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import { EnvironmentConfig } from '../config';
 import { engineClientIdPrefix } from '../naming';
 import { DEVICE_CHANNELS, SHADOW_REPLIES, iotArn, partitionOf } from '../topics';
+import { DOCUMENTS_KEY_PREFIX } from './documents';
 
 /**
  * DynamoDB actions of the engine's device document store: conditional `PutItem` (the
@@ -12,6 +13,13 @@ import { DEVICE_CHANNELS, SHADOW_REPLIES, iotArn, partitionOf } from '../topics'
  */
 export const DEVICE_STATE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:BatchWriteItem', 'dynamodb:Scan'];
 
+/**
+ * S3 actions on document objects. The engine presigns PutObject and GetObject URLs with the
+ * task role's credentials, so browsers upload and download with these rights. It calls
+ * HeadObject, which `s3:GetObject` covers, to check an upload, and DeleteObject itself.
+ */
+export const DOCUMENT_OBJECT_ACTIONS = ['s3:PutObject', 's3:GetObject', 's3:DeleteObject'];
+
 export interface EnginePermissionsProps {
   readonly config: EnvironmentConfig;
   readonly deviceStateTableArn: string;
@@ -19,6 +27,7 @@ export interface EnginePermissionsProps {
   readonly telemetryTableArn?: string;
   /** Name of the log group the metrics sidecar writes embedded-metric-format events to. */
   readonly metricsLogGroupName: string;
+  readonly documentsBucketArn: string;
 }
 
 /**
@@ -62,6 +71,7 @@ export function engineTaskStatements(props: EnginePermissionsProps): iam.PolicyS
       actions: DEVICE_STATE_ACTIONS,
       resources: [props.deviceStateTableArn],
     }),
+    ...documentStatements(props.documentsBucketArn),
     new iam.PolicyStatement({
       sid: 'MetricsSidecarLogs',
       actions: ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'],
@@ -84,4 +94,27 @@ export function engineTaskStatements(props: EnginePermissionsProps): iam.PolicyS
     );
   }
   return statements;
+}
+
+/** Builds the statements on the documents bucket, limited to keys under the engine's prefix. */
+function documentStatements(bucketArn: string): iam.PolicyStatement[] {
+  return [
+    new iam.PolicyStatement({
+      sid: 'DocumentObjects',
+      actions: DOCUMENT_OBJECT_ACTIONS,
+      resources: [`${bucketArn}/${DOCUMENTS_KEY_PREFIX}*`],
+    }),
+    // S3 returns 404 for HeadObject on a missing key only to a caller that may list the
+    // bucket, and 403 to any other. The engine needs the 404 to tell a document whose upload
+    // never arrived from a store failure.
+    // NOTE: the 404 relies on S3 checking the s3:prefix condition against the requested key,
+    // which ceph/ceph pull request 68577 describes as S3's behaviour. No deployment has
+    // confirmed it yet; a 403 here makes `.../complete` fail with 503 instead of 409.
+    new iam.PolicyStatement({
+      sid: 'DocumentListing',
+      actions: ['s3:ListBucket'],
+      resources: [bucketArn],
+      conditions: { StringLike: { 's3:prefix': [`${DOCUMENTS_KEY_PREFIX}*`] } },
+    }),
+  ];
 }

@@ -50,6 +50,8 @@ export interface EngineTaskProps {
   readonly storageEnvironment: Record<string, string>;
   /** `VALMETAL_AUTH__*` variables: how the engine checks bearer tokens. */
   readonly authEnvironment: Record<string, string>;
+  /** `VALMETAL_EQUIPMENT__DOCUMENTS__*` variables: where equipment documents are stored. */
+  readonly documentsEnvironment: Record<string, string>;
   /** Secret whose `password` field becomes `VALMETAL_STORAGE__DATABASE_PASSWORD`. */
   readonly databaseSecret: secretsmanager.ISecret;
   readonly logGroup: logs.ILogGroup;
@@ -74,7 +76,7 @@ export class EngineTask extends Construct {
 
     this.taskRole = new iam.Role(this, 'TaskRole', {
       roleName: `${family}-task`,
-      description: 'Rights of the valmetal engine process: its MQTT topics, device state and telemetry',
+      description: 'Rights of the valmetal engine process: its MQTT topics, device state, telemetry and equipment documents',
       assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
       inlinePolicies: {
         engine: new iam.PolicyDocument({ statements: props.taskStatements }),
@@ -126,6 +128,7 @@ export class EngineTask extends Construct {
         VALMETAL_STORAGE__DATA_DIR: ENGINE_DATA_DIR,
         ...props.storageEnvironment,
         ...props.authEnvironment,
+        ...props.documentsEnvironment,
       },
       secrets: {
         [DATABASE_PASSWORD_VARIABLE]: ecs.Secret.fromSecretsManager(props.databaseSecret, 'password'),
