@@ -213,5 +213,6 @@ fn wear_condition(
             input("crossing_in_hours", hours),
             input("crossing_at", crossing_at as f64),
         ],
+        quiet_after_clear_ms: 0,
     }
 }

@@ -247,6 +247,46 @@ async fn check_farm_scoping(engine: &Harness) {
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["equipment"]["name"], "Bin six");
+    let (status, body) = call(
+        admin,
+        "POST",
+        "/api/v1/equipment",
+        Some(record_body(OTHER_FARM, "Borrowed bin", Some(DEVICE))),
+    )
+    .await;
+    assert_eq!(
+        status, 400,
+        "a device of farm {FARM} is linked to farm {OTHER_FARM}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("belongs to farm `odrc`"),
+        "{body}"
+    );
+    let (status, body) = call(
+        admin,
+        "PUT",
+        &format!("/api/v1/equipment/{ours}"),
+        Some(record_body(OTHER_FARM, "Bin six", Some(DEVICE))),
+    )
+    .await;
+    assert_eq!(
+        status, 400,
+        "moving a linked record to another farm: {body}"
+    );
+    let mut future = record_body(FARM, "Bin 8", None);
+    future["install_date"] = json!("2999-01-01");
+    let (status, body) = call(admin, "POST", "/api/v1/equipment", Some(future)).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("in the future"),
+        "{body}"
+    );
     let (status, body) = call(admin, "POST", "/api/v1/equipment", Some(json!({ "farm_id": FARM, "equipment_type": "feed_bin", "name": "x", "install_date": "June" }))).await;
     assert_eq!(status, 400);
     assert!(
@@ -378,6 +418,23 @@ async fn hours_due_alarm_until_work_order() {
     }
 
     let operator = engine.serve_as(principal(Role::Operator, &[FARM])).await;
+    // A hand-cleared alarm stays cleared over later checks while the task is still due.
+    let alarm_id = alarm["id"].as_str().unwrap();
+    let (status, body) = call(
+        operator,
+        "POST",
+        &format!("/api/v1/alarms/{alarm_id}/clear"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = maintenance_alarm(&engine).unwrap();
+    assert_eq!(
+        after["state"], "cleared",
+        "raised again after a hand clear: {after}"
+    );
+
     let (status, body) = call(
         operator,
         "POST",
@@ -567,7 +624,11 @@ async fn check_documents(engine: &Harness) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn documents_on_disk_by_signed_urls() {
-    let engine = start_engine("equipment-disk", |_| {}).await;
+    // A small file limit keeps the oversized upload of the test short.
+    let engine = start_engine("equipment-disk", |config| {
+        config.equipment.documents.max_bytes = 1024;
+    })
+    .await;
     assert_eq!(
         engine.engine.config.equipment.documents.backend,
         DocumentBackend::Disk
@@ -587,7 +648,58 @@ async fn documents_on_disk_by_signed_urls() {
     assert_eq!(status, 403, "a changed signature is rejected");
     let (status, _) = send_signed(admin, &created["upload"], Some(b"abcd".to_vec())).await;
     assert_eq!(status, 422, "a body of another size is rejected");
+    check_stored_file_kept(&engine, admin, &id, &created).await;
     engine.shutdown().await;
+}
+
+/// A stored file is not replaced through its still-valid upload URL, and file bodies and
+/// URLs that are refused get JSON errors that say why.
+async fn check_stored_file_kept(engine: &Harness, admin: SocketAddr, id: &str, created: &Value) {
+    let document_id = created["document"]["document_id"].as_str().unwrap();
+    let (status, _) = send_signed(admin, &created["upload"], Some(b"abc".to_vec())).await;
+    assert_eq!(status, 200);
+    let path = format!("/api/v1/equipment/{id}/documents/{document_id}/complete");
+    let (status, done) = call(admin, "POST", &path, None).await;
+    assert_eq!(status, 200, "{done}");
+    let (status, body) = send_signed(admin, &created["upload"], Some(b"xyz".to_vec())).await;
+    assert_eq!(status, 409, "{}", String::from_utf8_lossy(&body));
+    let error: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(error["error"]["code"], "already_stored");
+
+    let unsigned = created["upload"]["url"]
+        .as_str()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut request = created["upload"].clone();
+    request["url"] = json!(unsigned);
+    let (status, body) = send_signed(admin, &request, Some(b"abc".to_vec())).await;
+    assert_eq!(status, 403);
+    let error: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`signature`"),
+        "{error}"
+    );
+
+    let limit = engine.engine.config.equipment.documents.max_bytes;
+    let (_, big) = upload(admin, id, b"abc").await;
+    let oversized = vec![b'a'; usize::try_from(limit).unwrap() + 10];
+    let (status, body) = send_signed(admin, &big["upload"], Some(oversized)).await;
+    assert_eq!(status, 413);
+    let error: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(error["error"]["code"], "payload_too_large");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&limit.to_string()),
+        "{error}"
+    );
 }
 
 fn moto_url() -> String {

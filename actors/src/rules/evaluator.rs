@@ -87,6 +87,8 @@ pub struct RuleEvaluator {
     unacknowledged: VecDeque<Alarm>,
     /// Open alarms decided outside the rule set (maintenance, wear), by rule name.
     external: Vec<Alarm>,
+    /// External alarms an operator cleared while their condition still held.
+    hand_cleared: Vec<external::HandCleared>,
     last_raised_at: i64,
 }
 
@@ -146,6 +148,7 @@ impl RuleEvaluator {
             states,
             unacknowledged: VecDeque::new(),
             external: Vec::new(),
+            hand_cleared: Vec::new(),
             last_raised_at: 0,
         }
     }

@@ -26,7 +26,10 @@ pub fn run(args: &TokenArgs) -> anyhow::Result<()> {
         )
     })?;
     if role != Role::Admin && args.farm.is_empty() {
-        anyhow::bail!("a {} token needs at least one --farm", role.as_str());
+        anyhow::bail!(
+            "a token of role `{}` needs at least one --farm",
+            role.as_str()
+        );
     }
     let issuer = LocalIssuer::load_or_create(&config.storage.data_dir, config.auth.token_ttl)?;
     let user = LocalUser {

@@ -24,6 +24,10 @@ pub struct EquipmentConfig {
     /// at least 1 s.
     #[serde(with = "humantime_serde")]
     pub maintenance_check_interval: Duration,
+    /// After an operator clears a maintenance alarm whose task is still due, how long it
+    /// stays cleared unless the task becomes overdue. Default 24 h.
+    #[serde(with = "humantime_serde")]
+    pub maintenance_reraise_after: Duration,
     /// Share of a task's interval after which it is `due_soon`. Default 0.9, 0 to 1.
     pub due_soon_fraction: f64,
     /// Share of a task's interval past due after which it is `overdue`. Default 0.1, at
@@ -116,6 +120,7 @@ impl Default for EquipmentConfig {
             profiles: default_profiles(),
             plans: Vec::new(),
             maintenance_check_interval: Duration::from_secs(60),
+            maintenance_reraise_after: Duration::from_secs(24 * 3600),
             due_soon_fraction: 0.9,
             overdue_fraction: 0.1,
             documents: DocumentsConfig::default(),
@@ -192,7 +197,10 @@ impl EquipmentConfig {
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if self.maintenance_check_interval < Duration::from_secs(1) {
-            problems.push("`equipment.maintenance_check_interval` must be at least 1s".to_owned());
+            problems.push(format!(
+                "`equipment.maintenance_check_interval` is {}; use 1s or more",
+                humantime::format_duration(self.maintenance_check_interval)
+            ));
         }
         if !(0.0..=1.0).contains(&self.due_soon_fraction) {
             problems.push(format!(
@@ -209,8 +217,17 @@ impl EquipmentConfig {
         for profile in &self.profiles {
             problems.extend(profile_problems(profile));
         }
-        for plan in &self.plans {
-            problems.extend(plan_problems(plan));
+        for (index, plan) in self.plans.iter().enumerate() {
+            if self.plans[..index]
+                .iter()
+                .any(|other| other.equipment_type == plan.equipment_type)
+            {
+                problems.push(format!(
+                    "`equipment.plans` has two plans for `{}`; merge their tasks into one",
+                    plan.equipment_type
+                ));
+            }
+            problems.extend(plan_problems(plan, &self.profiles));
         }
         problems.extend(self.documents.problems());
         problems
@@ -256,35 +273,87 @@ fn profile_problems(profile: &EquipmentProfile) -> Vec<String> {
     problems
 }
 
-fn plan_problems(plan: &MaintenancePlan) -> Vec<String> {
+fn plan_problems(plan: &MaintenancePlan, profiles: &[EquipmentProfile]) -> Vec<String> {
     let mut problems = Vec::new();
-    for task in &plan.tasks {
+    for (index, task) in plan.tasks.iter().enumerate() {
         let label = format!(
             "`equipment.plans` of `{}`, task `{}`",
             plan.equipment_type, task.id
         );
-        let valid_id = !task.id.is_empty()
-            && task.id.len() <= 64
-            && task
-                .id
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-        if !valid_id {
+        if !is_task_id(&task.id) {
             problems.push(format!(
                 "{label}: `id` must be 1 to 64 characters of a-z 0-9 _ -"
             ));
         }
-        let intervals = [task.every_days, task.every_run_hours, task.every_cycles];
-        if intervals.iter().all(Option::is_none) {
+        if plan.tasks[..index].iter().any(|other| other.id == task.id) {
             problems.push(format!(
-                "{label}: set at least one of `every_days`, `every_run_hours`, `every_cycles`"
+                "{label}: the id is used twice in the plan; rename one"
             ));
         }
-        if intervals.iter().flatten().any(|every| *every <= 0.0) {
-            problems.push(format!("{label}: every interval must be above 0"));
+        problems.extend(interval_problems(task, &label));
+        for (every, counter, field) in [
+            (
+                task.every_run_hours,
+                &task.run_hours_counter,
+                "run_hours_counter",
+            ),
+            (task.every_cycles, &task.cycles_counter, "cycles_counter"),
+        ] {
+            if every.is_some() && !counter_defined(profiles, counter) {
+                problems.push(format!(
+                    "{label}: `{field}` `{counter}` is no counter of any `equipment.profiles`; name one of theirs or add it"
+                ));
+            }
         }
     }
     problems
+}
+
+fn is_task_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+fn interval_problems(task: &MaintenanceTask, label: &str) -> Vec<String> {
+    let intervals = [
+        ("every_days", task.every_days),
+        ("every_run_hours", task.every_run_hours),
+        ("every_cycles", task.every_cycles),
+    ];
+    if intervals.iter().all(|(_, every)| every.is_none()) {
+        return vec![format!(
+            "{label}: set at least one of `every_days`, `every_run_hours`, `every_cycles`"
+        )];
+    }
+    intervals
+        .iter()
+        .filter_map(|(field, every)| every.map(|every| (field, every)))
+        .filter(|(_, every)| !(every.is_finite() && *every > 0.0))
+        .map(|(field, every)| format!("{label}: `{field}` is {every}; use a number above 0"))
+        .collect()
+}
+
+fn counter_defined(profiles: &[EquipmentProfile], name: &str) -> bool {
+    profiles
+        .iter()
+        .flat_map(|profile| &profile.counters)
+        .any(|counter| counter.name == name)
+}
+
+/// Returns whether `value` reads as a media type, `type/subtype` without parameters.
+fn is_media_type(value: &str) -> bool {
+    let token = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$&-^_.+".contains(c))
+    };
+    value
+        .split_once('/')
+        .is_some_and(|(kind, subtype)| token(kind) && token(subtype))
 }
 
 impl DocumentsConfig {
@@ -301,9 +370,22 @@ impl DocumentsConfig {
         }
         if !(Duration::from_secs(10)..=Duration::from_secs(3600)).contains(&self.url_ttl) {
             problems.push(format!(
-                "`equipment.documents.url_ttl` is {:?}; use 10s to 1h",
-                self.url_ttl
+                "`equipment.documents.url_ttl` is {}; use 10s to 1h",
+                humantime::format_duration(self.url_ttl)
             ));
+        }
+        if self.allowed_types.is_empty() {
+            problems.push(
+                "`equipment.documents.allowed_types` is empty; list at least one type such as \"application/pdf\""
+                    .to_owned(),
+            );
+        }
+        for allowed in &self.allowed_types {
+            if !is_media_type(allowed) {
+                problems.push(format!(
+                    "`equipment.documents.allowed_types` entry \"{allowed}\" is no media type; write type/subtype, e.g. \"image/png\""
+                ));
+            }
         }
         if let Some(problem) = self
             .signing_key

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use valmetal_actors::equipment::MAINTENANCE_RULE_PREFIX;
@@ -73,6 +74,8 @@ pub struct DueInputs<'a> {
     pub installed_at: Option<i64>,
     /// The device's counters; empty without a linked device.
     pub counters: &'a BTreeMap<String, CounterState>,
+    /// The counters when the device was linked, the baseline before any work order.
+    pub link_counters: &'a BTreeMap<String, f64>,
     /// Work orders of the equipment, newest first.
     pub work_orders: &'a [WorkOrder],
     pub due_soon_fraction: f64,
@@ -98,9 +101,11 @@ pub fn task_due(
     let days_used = since.map(|since| (inputs.now - since) as f64 / DAY_MS);
     let counter_used = |name: &str| {
         let current = inputs.counters.get(name)?.value;
-        let baseline = last
-            .and_then(|order| order.counters.get(name).copied())
-            .unwrap_or(0.0);
+        let baseline = match last {
+            Some(order) => order.counters.get(name).copied(),
+            None => inputs.link_counters.get(name).copied(),
+        };
+        let baseline = baseline.unwrap_or(0.0);
         Some((current - baseline).max(0.0))
     };
     let intervals: Vec<IntervalProgress> = [
@@ -155,8 +160,13 @@ pub fn task_due(
 }
 
 /// Returns the alarm condition of a task that is due or overdue: a warning when due, raised
-/// to minor when overdue. Its inputs give each interval's use and length.
-pub fn due_condition(equipment_name: &str, due: &TaskDue) -> Option<ExternalCondition> {
+/// to minor when overdue. Its inputs give each interval's use and length. An operator's clear
+/// keeps it quiet for `reraise_after` unless it becomes overdue.
+pub fn due_condition(
+    equipment_name: &str,
+    due: &TaskDue,
+    reraise_after: Duration,
+) -> Option<ExternalCondition> {
     let severity = match due.status {
         DueStatus::Due => Severity::Warning,
         DueStatus::Overdue => Severity::Minor,
@@ -201,6 +211,7 @@ pub fn due_condition(equipment_name: &str, due: &TaskDue) -> Option<ExternalCond
         key: None,
         value: None,
         inputs,
+        quiet_after_clear_ms: i64::try_from(reraise_after.as_millis()).unwrap_or(i64::MAX),
     })
 }
 
@@ -239,6 +250,8 @@ mod tests {
         )])
     }
 
+    const NO_LINK_COUNTERS: &BTreeMap<String, f64> = &BTreeMap::new();
+
     fn inputs<'a>(
         days: f64,
         counters: &'a BTreeMap<String, CounterState>,
@@ -248,6 +261,7 @@ mod tests {
             now: (days * DAY_MS) as i64,
             installed_at: Some(0),
             counters,
+            link_counters: NO_LINK_COUNTERS,
             work_orders: orders,
             due_soon_fraction: 0.9,
             overdue_fraction: 0.1,
@@ -260,7 +274,7 @@ mod tests {
         let due = task_due(&task(), None, &inputs(10.0, &counters, &[]));
         assert_eq!(due.status, DueStatus::Due);
         assert_eq!(due.driver, Some(Measure::RunHours));
-        let condition = due_condition("Fan 1", &due).unwrap();
+        let condition = due_condition("Fan 1", &due, Duration::from_secs(60)).unwrap();
         assert_eq!(&*condition.rule, "maintenance.grease");
         assert_eq!(condition.severity, Severity::Warning);
     }
@@ -300,6 +314,19 @@ mod tests {
         assert_eq!(due.status, DueStatus::Ok);
         assert_eq!(due.intervals[1].used, Some(10.0));
         assert_eq!(due.last_work_order.as_deref(), Some("wo_1"));
+    }
+
+    #[test]
+    fn hours_before_the_link_are_not_counted() {
+        let counters = counters(105.0);
+        let linked_at = BTreeMap::from([("run_hours".to_owned(), 100.0)]);
+        let inputs = DueInputs {
+            link_counters: &linked_at,
+            ..inputs(1.0, &counters, &[])
+        };
+        let due = task_due(&task(), None, &inputs);
+        assert_eq!(due.intervals[1].used, Some(5.0));
+        assert_eq!(due.status, DueStatus::Ok);
     }
 
     #[test]

@@ -95,6 +95,7 @@ impl EquipmentService {
             now,
             installed_at: installed_at(record),
             counters: &counters,
+            link_counters: &record.link_counters,
             work_orders: &work_orders,
             due_soon_fraction: self.config.due_soon_fraction,
             overdue_fraction: self.config.overdue_fraction,
@@ -115,9 +116,9 @@ impl EquipmentService {
         })
     }
 
-    /// Returns the current counter values of the device linked to `record`.
-    pub async fn counters_of(&self, record: &EquipmentRecord) -> BTreeMap<String, f64> {
-        let Some(device) = linked_device(record) else {
+    /// Returns the current counter values of `device_id`; none for no or an unknown device.
+    pub async fn device_counters(&self, device_id: Option<&str>) -> BTreeMap<String, f64> {
+        let Some(device) = device_id.and_then(|id| DeviceId::parse(id).ok()) else {
             return BTreeMap::new();
         };
         self.registry
@@ -147,7 +148,13 @@ impl EquipmentService {
         let due = view
             .tasks
             .iter()
-            .filter_map(|task| due::due_condition(&record.fields.name, task))
+            .filter_map(|task| {
+                due::due_condition(
+                    &record.fields.name,
+                    task,
+                    self.config.maintenance_reraise_after,
+                )
+            })
             .collect();
         self.registry.set_maintenance_due(&device, due);
         Ok(())

@@ -255,7 +255,7 @@ fn shelving_end(body: &AlarmActionBody) -> Result<i64, ApiError> {
     let now = valmetal_actors::clock::now_ms();
     let until = match (&body.until, &body.duration) {
         (Some(until), None) => chrono::DateTime::parse_from_rfc3339(until)
-            .map_err(|error| invalid(format!("`until` \"{until}\" is not RFC 3339 ({error})")))?
+            .map_err(|error| invalid(format!("`until` \"{until}\" is not an RFC 3339 time such as 2026-03-18T06:30:00Z ({error})")))?
             .timestamp_millis(),
         (None, Some(duration)) => {
             let duration = humantime::parse_duration(duration).map_err(|error| {

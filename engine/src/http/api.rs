@@ -36,6 +36,9 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Largest JSON request body, in bytes.
+pub const JSON_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
 /// A JSON request body whose rejection (missing, malformed, wrong content type, unknown field)
 /// gets an [`ApiError`] reply in the API's JSON shape instead of plain text.
 pub struct JsonBody<T>(pub T);
@@ -53,6 +56,15 @@ where
     ) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(request, state).await {
             Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!(
+                        "the JSON body is over the limit of {JSON_BODY_LIMIT} bytes; send a smaller body"
+                    ),
+                ))
+            }
             Err(rejection) => Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_body",

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -19,7 +20,7 @@ use super::HttpState;
 use super::api::{ApiError, ApiPath, ApiQuery, JsonBody};
 use super::equipment_api::{new_id, require_change, store_failed, visible_record};
 use crate::auth::Principal;
-use crate::equipment::documents::{DocumentError, FileStore, attachment};
+use crate::equipment::documents::{DocumentError, FileStore, attachment, clean_file_name};
 use crate::store::documents::{DocumentKind, DocumentRecord, DocumentStatus};
 
 /// Maximum length of a title and a file name, in characters.
@@ -61,10 +62,11 @@ pub async fn create_upload(
     State(state): State<Arc<HttpState>>,
     Extension(principal): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
-    JsonBody(body): JsonBody<UploadBody>,
+    JsonBody(mut body): JsonBody<UploadBody>,
 ) -> Result<Response, ApiError> {
     let record = visible_record(&state.equipment, &principal, &id).await?;
     require_change(&principal, &record.fields.farm_id)?;
+    body.file_name = clean_file_name(&body.file_name);
     check_limits(&state, &body)?;
     if let Some(order) = &body.work_order_id {
         let found = state
@@ -92,8 +94,8 @@ pub async fn create_upload(
         work_order_id: body.work_order_id,
         title: body.title.trim().to_owned(),
         kind: body.kind,
-        file_name: body.file_name.trim().to_owned(),
-        content_type: body.content_type,
+        file_name: body.file_name,
+        content_type: media_type(&body.content_type),
         size_bytes: i64::try_from(body.size_bytes).unwrap_or(i64::MAX),
         storage_key,
         status: DocumentStatus::Pending,
@@ -227,11 +229,13 @@ pub async fn delete_document(
 
 // === signed disk URLs ===
 
+/// The query of a signed file URL. Both fields are optional here so that a URL missing one
+/// gets a reply that says how to obtain a valid URL.
 #[derive(Debug, Deserialize)]
 pub struct SignedQuery {
     /// Expiry, in seconds since the Unix epoch.
-    expires: i64,
-    signature: String,
+    expires: Option<i64>,
+    signature: Option<String>,
 }
 
 /// `PUT /api/v1/document-files/{document}`: stores the file of a pending document.
@@ -240,13 +244,24 @@ pub async fn put_file(
     ApiPath(document_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<SignedQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let files = check_signature(&state, "PUT", &document_id, &query)?;
+    let body = body.map_err(|rejection| body_rejected(&state, &rejection))?;
     let document = signed_document(&state, &document_id).await?;
+    if document.status == DocumentStatus::Stored {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_stored",
+            format!(
+                "document `{document_id}` is already stored and cannot be replaced; upload a new document instead"
+            ),
+        ));
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
+        .map(media_type)
         .unwrap_or_default();
     if content_type != document.content_type {
         return Err(ApiError::new(
@@ -306,9 +321,23 @@ pub async fn get_file(
 
 // === helpers ===
 
+/// Returns the type and subtype of a `Content-Type` value in lower case, without
+/// parameters: `Text/Plain; charset=UTF-8` gives `text/plain`.
+fn media_type(value: &str) -> String {
+    let essence = value.split(';').next().unwrap_or_default();
+    essence.trim().to_ascii_lowercase()
+}
+
 fn check_limits(state: &HttpState, body: &UploadBody) -> Result<(), ApiError> {
     let limits = &state.equipment.config.documents;
-    if body.size_bytes == 0 || body.size_bytes > limits.max_bytes {
+    if body.size_bytes == 0 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "`size_bytes` is 0; announce the file's exact size, at least 1 byte",
+        ));
+    }
+    if body.size_bytes > limits.max_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
@@ -318,10 +347,11 @@ fn check_limits(state: &HttpState, body: &UploadBody) -> Result<(), ApiError> {
             ),
         ));
     }
+    let content_type = media_type(&body.content_type);
     if !limits
         .allowed_types
         .iter()
-        .any(|allowed| allowed == &body.content_type)
+        .any(|allowed| media_type(allowed) == content_type)
     {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -378,15 +408,39 @@ fn check_signature<'a>(
         return Err(file_not_found(document_id));
     };
     let forbidden = |message: &str| ApiError::new(StatusCode::FORBIDDEN, "forbidden", message);
-    if !signer.verify(method, document_id, query.expires, &query.signature) {
+    let (Some(expires), Some(signature)) = (query.expires, query.signature.as_deref()) else {
+        return Err(forbidden(
+            "the URL lacks its `expires` or `signature` parameter; use the whole URL that the upload or download request returned",
+        ));
+    };
+    if !signer.verify(method, document_id, expires, signature) {
         return Err(forbidden(
             "the URL's signature is invalid; request a new URL",
         ));
     }
-    if query.expires < now_ms() / 1000 {
+    if expires < now_ms() / 1000 {
         return Err(forbidden("the URL has expired; request a new URL"));
     }
     Ok(files)
+}
+
+/// Replies to a file body that could not be read: 413 naming the limit when it is too large.
+fn body_rejected(state: &HttpState, rejection: &BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        let limit = state.equipment.config.documents.max_bytes;
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the file is over the limit of {limit} bytes (`equipment.documents.max_bytes`); send a smaller file"
+            ),
+        );
+    }
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_body",
+        format!("the file could not be read: {}", rejection.body_text()),
+    )
 }
 
 async fn signed_document(state: &HttpState, document_id: &str) -> Result<DocumentRecord, ApiError> {

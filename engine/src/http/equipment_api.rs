@@ -68,10 +68,16 @@ pub async fn create_equipment(
 ) -> Result<Response, ApiError> {
     require_admin(&principal)?;
     let fields = validate(fields)?;
+    check_device_farm(&state, &fields)?;
     let now = now_ms();
+    let link_counters = state
+        .equipment
+        .device_counters(fields.device_id.as_deref())
+        .await;
     let record = EquipmentRecord {
         equipment_id: new_id("eq"),
         fields,
+        link_counters,
         created_at: now,
         updated_at: now,
     };
@@ -99,12 +105,23 @@ pub async fn update_equipment(
 ) -> Result<Response, ApiError> {
     let existing = visible_record(&state.equipment, &principal, &id).await?;
     require_admin(&principal)?;
+    let fields = validate(fields)?;
+    let link_counters = if fields.device_id == existing.fields.device_id {
+        existing.link_counters.clone()
+    } else {
+        state
+            .equipment
+            .device_counters(fields.device_id.as_deref())
+            .await
+    };
     let record = EquipmentRecord {
         equipment_id: existing.equipment_id.clone(),
-        fields: validate(fields)?,
+        fields,
+        link_counters,
         created_at: existing.created_at,
         updated_at: now_ms(),
     };
+    check_device_farm(&state, &record.fields)?;
     check_device_free(&state.equipment, &record).await?;
     state
         .equipment
@@ -112,6 +129,14 @@ pub async fn update_equipment(
         .update(&record)
         .await
         .map_err(store_failed)?;
+    if record.fields.farm_id != existing.fields.farm_id {
+        state
+            .equipment
+            .documents
+            .move_to_farm(&record.equipment_id, &record.fields.farm_id)
+            .await
+            .map_err(store_failed)?;
+    }
     if let Some(old) = &existing.fields.device_id
         && record.fields.device_id.as_ref() != Some(old)
     {
@@ -246,10 +271,8 @@ fn validate(mut fields: RecordFields) -> Result<RecordFields, ApiError> {
             ));
         }
     }
-    if let Some(date) = fields.install_date.as_deref()
-        && NaiveDate::parse_from_str(date, "%Y-%m-%d").is_err()
-    {
-        problems.push(format!("`install_date` \"{date}\" is not YYYY-MM-DD"));
+    if let Some(date) = fields.install_date.as_deref() {
+        problems.extend(install_date_problem(date));
     }
     if let Some(device) = fields.device_id.as_deref()
         && let Err(error) = DeviceId::parse(device)
@@ -260,6 +283,41 @@ fn validate(mut fields: RecordFields) -> Result<RecordFields, ApiError> {
         Ok(fields)
     } else {
         Err(invalid_body(problems.join("; ")))
+    }
+}
+
+/// Returns what is wrong with an install date: not `YYYY-MM-DD`, or later than today (UTC).
+fn install_date_problem(date: &str) -> Option<String> {
+    let Ok(parsed) = NaiveDate::parse_from_str(date, "%Y-%m-%d") else {
+        return Some(format!(
+            "`install_date` \"{date}\" is not a date; write it as YYYY-MM-DD, e.g. 2024-03-18"
+        ));
+    };
+    let today = chrono::Utc::now().date_naive();
+    (parsed > today).then(|| {
+        format!("`install_date` {date} is in the future; use today ({today}) or an earlier day")
+    })
+}
+
+/// Returns 400 unless the linked device belongs to the record's farm, so that the record
+/// shows no other farm's counters and its alarms land on no other farm's device.
+fn check_device_farm(state: &HttpState, fields: &RecordFields) -> Result<(), ApiError> {
+    let Some(device) = fields.device_id.as_deref() else {
+        return Ok(());
+    };
+    let device_farm = DeviceId::parse(device)
+        .ok()
+        .and_then(|id| state.hub.farm_of(&id));
+    match device_farm.as_deref() {
+        Some(farm) if farm == fields.farm_id => Ok(()),
+        Some(farm) => Err(invalid_body(format!(
+            "device `{device}` belongs to farm `{farm}`, not `{}`; link a device of farm `{}` or move the device first",
+            fields.farm_id, fields.farm_id
+        ))),
+        None => Err(invalid_body(format!(
+            "device `{device}` belongs to no farm; assign it to farm `{}` with PATCH /api/v1/devices/{device} first",
+            fields.farm_id
+        ))),
     }
 }
 

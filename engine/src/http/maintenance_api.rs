@@ -50,19 +50,20 @@ pub async fn put_override(
     let record = visible_record(&state.equipment, &principal, &id).await?;
     require_admin(&principal)?;
     check_task(&state, &record.fields.equipment_type, &task)?;
-    let intervals = [
-        change.every_days,
-        change.every_run_hours,
-        change.every_cycles,
-    ];
-    if intervals
-        .iter()
-        .flatten()
-        .any(|every| !every.is_finite() || *every <= 0.0)
-    {
-        return Err(invalid_body(
-            "every interval must be a number above 0, or null to keep the plan's".to_owned(),
-        ));
+    let problems: Vec<String> = [
+        ("every_days", change.every_days),
+        ("every_run_hours", change.every_run_hours),
+        ("every_cycles", change.every_cycles),
+    ]
+    .into_iter()
+    .filter_map(|(field, every)| every.map(|every| (field, every)))
+    .filter(|(_, every)| !every.is_finite() || *every <= 0.0)
+    .map(|(field, every)| {
+        format!("`{field}` is {every}; use a number above 0, or null to keep the plan's")
+    })
+    .collect();
+    if !problems.is_empty() {
+        return Err(invalid_body(problems.join("; ")));
     }
     state
         .equipment
@@ -148,7 +149,10 @@ pub async fn create_work_order(
         performed_by: performer(body.performed_by, &principal)?,
         performed_at: performed_at(body.performed_at.as_deref(), now)?,
         notes: notes(body.notes)?,
-        counters: state.equipment.counters_of(&record).await,
+        counters: state
+            .equipment
+            .device_counters(record.fields.device_id.as_deref())
+            .await,
         created_at: now,
     };
     state
@@ -288,7 +292,7 @@ fn performed_at(text: Option<&str>, now: i64) -> Result<i64, ApiError> {
     let at = DateTime::parse_from_rfc3339(text)
         .map_err(|error| {
             invalid_body(format!(
-                "`performed_at` \"{text}\" is not RFC 3339 ({error})"
+                "`performed_at` \"{text}\" is not an RFC 3339 time such as 2026-03-18T06:30:00Z ({error})"
             ))
         })?
         .timestamp_millis();

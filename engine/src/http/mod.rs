@@ -114,6 +114,7 @@ pub fn router_with_principal(state: Arc<HttpState>, principal: Principal) -> Rou
 fn assemble(state: Arc<HttpState>, guard: impl FnOnce(Router) -> Router) -> Router {
     let protected = api_routes()
         .merge(equipment_routes())
+        .layer(DefaultBodyLimit::max(api::JSON_BODY_LIMIT))
         .with_state(Arc::clone(&state))
         .merge(valmetal_ws_gateway::router(Arc::clone(&state.hub)));
     let protected = guard(protected);

@@ -243,7 +243,7 @@ fn parse_time(field: &str, text: &str) -> Result<i64, ApiError> {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_body",
-                format!("`{field}` \"{text}\" is not RFC 3339 ({error})"),
+                format!("`{field}` \"{text}\" is not an RFC 3339 time such as 2026-03-18T06:30:00Z ({error})"),
             )
         })
 }

@@ -170,6 +170,20 @@ impl DocumentStore {
         Ok(())
     }
 
+    /// Files the documents of `equipment_id` under `farm_id`, after the record moved there.
+    ///
+    /// # Errors
+    ///
+    /// Returns the database error.
+    pub async fn move_to_farm(&self, equipment_id: &str, farm_id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE equipment_documents SET farm_id = $2 WHERE equipment_id = $1")
+            .bind(equipment_id)
+            .bind(farm_id)
+            .execute(self.database.pool())
+            .await?;
+        Ok(())
+    }
+
     /// Deletes the metadata of `document_id`; returns false when there was none.
     ///
     /// # Errors

@@ -2,6 +2,8 @@
 //! which device reports for it. Unlike the `equipment` table, which the engine fills from
 //! device ids, these rows are written only through the API.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -14,6 +16,10 @@ pub struct EquipmentRecord {
     pub equipment_id: String,
     #[serde(flatten)]
     pub fields: RecordFields,
+    /// Counter values of the linked device when it was linked. Run-hour and cycle intervals
+    /// count from them until a task's first work order, so usage the device counted for
+    /// other equipment is not charged to this one.
+    pub link_counters: BTreeMap<String, f64>,
     /// Engine time of creation, in milliseconds since the Unix epoch.
     pub created_at: i64,
     /// Engine time of the last change, in milliseconds since the Unix epoch.
@@ -50,7 +56,8 @@ pub struct RecordFields {
 macro_rules! record_columns {
     () => {
         "equipment_id, farm_id, barn, equipment_type, name, model, serial_number, \
-         install_date, firmware_version, location, device_id, created_at, updated_at"
+         install_date, firmware_version, location, device_id, created_at, updated_at, \
+         link_counters"
     };
 }
 
@@ -125,7 +132,7 @@ impl EquipmentRecordStore {
         let query = concat!(
             "INSERT INTO equipment_records (",
             record_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         );
         let fields = &record.fields;
         sqlx::query(query)
@@ -142,6 +149,7 @@ impl EquipmentRecordStore {
             .bind(fields.device_id.as_deref())
             .bind(record.created_at)
             .bind(record.updated_at)
+            .bind(link_counters_text(record))
             .execute(self.database.pool())
             .await?;
         Ok(())
@@ -157,7 +165,8 @@ impl EquipmentRecordStore {
         let result = sqlx::query(
             "UPDATE equipment_records SET farm_id = $2, barn = $3, equipment_type = $4, name = $5, \
              model = $6, serial_number = $7, install_date = $8, firmware_version = $9, \
-             location = $10, device_id = $11, updated_at = $12 WHERE equipment_id = $1",
+             location = $10, device_id = $11, updated_at = $12, link_counters = $13 \
+             WHERE equipment_id = $1",
         )
         .bind(&record.equipment_id)
         .bind(&fields.farm_id)
@@ -171,6 +180,7 @@ impl EquipmentRecordStore {
         .bind(&fields.location)
         .bind(fields.device_id.as_deref())
         .bind(record.updated_at)
+        .bind(link_counters_text(record))
         .execute(self.database.pool())
         .await?;
         Ok(result.rows_affected() > 0)
@@ -203,8 +213,14 @@ impl EquipmentRecordStore {
     }
 }
 
+fn link_counters_text(record: &EquipmentRecord) -> String {
+    serde_json::to_string(&record.link_counters).unwrap_or_else(|_| "{}".to_owned())
+}
+
 fn record_of(row: &AnyRow) -> Result<EquipmentRecord, sqlx::Error> {
+    let link_counters: String = row.try_get("link_counters")?;
     Ok(EquipmentRecord {
+        link_counters: serde_json::from_str(&link_counters).unwrap_or_default(),
         equipment_id: row.try_get("equipment_id")?,
         fields: RecordFields {
             farm_id: row.try_get("farm_id")?,

@@ -27,6 +27,18 @@ pub struct ExternalCondition {
     pub value: Option<Value>,
     /// The values the decision was made on, for the operator.
     pub inputs: Vec<AlarmInput>,
+    /// After an operator clears the alarm while the condition still holds, how long in
+    /// milliseconds the condition stays quiet unless it becomes more urgent. Zero raises the
+    /// alarm again at the next decision.
+    pub quiet_after_clear_ms: i64,
+}
+
+/// An external alarm that an operator cleared: its rule, its severity then, and when.
+#[derive(Debug, Clone)]
+pub(super) struct HandCleared {
+    rule: Arc<str>,
+    severity: Severity,
+    at: i64,
 }
 
 /// Returns true for the rule name of an external alarm.
@@ -46,8 +58,13 @@ impl RuleEvaluator {
         now: i64,
     ) -> Option<AlarmEvent> {
         let position = self.external.iter().position(|alarm| &*alarm.rule == rule);
+        if condition.is_none() {
+            self.hand_cleared.retain(|cleared| &*cleared.rule != rule);
+        }
         match (position, condition) {
+            (None, Some(condition)) if self.quieted(rule, &condition, now) => None,
             (None, Some(mut condition)) => {
+                self.hand_cleared.retain(|cleared| &*cleared.rule != rule);
                 condition.rule = Arc::from(rule);
                 Some(self.raise_external(condition, frame_ts, now))
             }
@@ -79,13 +96,27 @@ impl RuleEvaluator {
         }
     }
 
-    /// Returns the rule names of the open external alarms starting with `prefix`.
+    /// Returns the rule names starting with `prefix` of the open external alarms and of
+    /// those an operator cleared while their condition held, whose condition the caller
+    /// should end when it no longer holds.
     pub fn external_rules(&self, prefix: &str) -> Vec<Arc<str>> {
         self.external
             .iter()
-            .filter(|alarm| alarm.rule.starts_with(prefix))
-            .map(|alarm| Arc::clone(&alarm.rule))
+            .map(|alarm| &alarm.rule)
+            .chain(self.hand_cleared.iter().map(|cleared| &cleared.rule))
+            .filter(|rule| rule.starts_with(prefix))
+            .map(Arc::clone)
             .collect()
+    }
+
+    /// Returns whether `condition` stays quiet because an operator cleared its alarm less
+    /// than its quiet time ago and it has not become more urgent since.
+    fn quieted(&self, rule: &str, condition: &ExternalCondition, now: i64) -> bool {
+        self.hand_cleared.iter().any(|cleared| {
+            &*cleared.rule == rule
+                && condition.severity >= cleared.severity
+                && now < cleared.at.saturating_add(condition.quiet_after_clear_ms)
+        })
     }
 
     /// Returns shelved external alarms to view once their shelving time has passed.
@@ -144,8 +175,9 @@ impl RuleEvaluator {
     }
 
     /// Applies an operator's request to an open external alarm, or returns `None` when no
-    /// open external alarm has the id. A hand-cleared external alarm is raised again at the
-    /// next decision that still calls for it.
+    /// open external alarm has the id. A hand-cleared external alarm is raised again by a
+    /// decision that still calls for it once its condition's quiet time has passed, or
+    /// sooner when the condition becomes more urgent.
     pub(super) fn command_external(
         &mut self,
         command: &AlarmCommand,
@@ -192,6 +224,11 @@ impl RuleEvaluator {
             AlarmAction::Clear => {
                 let mut alarm = self.external.remove(index);
                 alarm.cleared_by = Some(action.clone());
+                self.hand_cleared.push(HandCleared {
+                    rule: Arc::clone(&alarm.rule),
+                    severity: alarm.severity,
+                    at: action.at,
+                });
                 let shadow = Shadow::default();
                 let moment = Moment {
                     now: action.at,
@@ -225,12 +262,12 @@ mod tests {
     fn due(severity: Severity) -> ExternalCondition {
         ExternalCondition {
             rule: Arc::from("maintenance.belt"),
-
             severity,
             message: "belt check due".into(),
             key: None,
             value: None,
             inputs: Vec::new(),
+            quiet_after_clear_ms: 10_000,
         }
     }
 
@@ -288,6 +325,75 @@ mod tests {
         let event = evaluator.command(&command, 2_000).unwrap();
         assert_eq!(event.transition, Transition::Acknowledged);
         assert!(evaluator.command(&command, 3_000).is_err());
+    }
+
+    #[test]
+    fn hand_cleared_alarm_stays_quiet_until_urgent_or_late() {
+        let mut evaluator = evaluator();
+        let raised = evaluator
+            .set_external(
+                "maintenance.belt",
+                Some(due(Severity::Warning)),
+                None,
+                1_000,
+            )
+            .unwrap();
+        let clear = AlarmCommand {
+            alarm_id: raised.alarm.id.to_string(),
+            action: AlarmAction::Clear,
+            by: Arc::from("tech"),
+        };
+        evaluator.command(&clear, 2_000).unwrap();
+        let again = |evaluator: &mut RuleEvaluator, severity, now| {
+            evaluator.set_external("maintenance.belt", Some(due(severity)), None, now)
+        };
+        assert!(again(&mut evaluator, Severity::Warning, 5_000).is_none());
+        assert_eq!(
+            evaluator.external_rules("maintenance."),
+            vec![Arc::from("maintenance.belt")]
+        );
+        let overdue = again(&mut evaluator, Severity::Minor, 6_000).unwrap();
+        assert_eq!(overdue.transition, Transition::Raised);
+
+        let clear = AlarmCommand {
+            alarm_id: overdue.alarm.id.to_string(),
+            ..clear
+        };
+        evaluator.command(&clear, 7_000).unwrap();
+        assert!(again(&mut evaluator, Severity::Minor, 16_000).is_none());
+        assert!(again(&mut evaluator, Severity::Minor, 17_000).is_some());
+    }
+
+    #[test]
+    fn ended_condition_forgets_the_hand_clear() {
+        let mut evaluator = evaluator();
+        let raised = evaluator
+            .set_external(
+                "maintenance.belt",
+                Some(due(Severity::Warning)),
+                None,
+                1_000,
+            )
+            .unwrap();
+        let clear = AlarmCommand {
+            alarm_id: raised.alarm.id.to_string(),
+            action: AlarmAction::Clear,
+            by: Arc::from("tech"),
+        };
+        evaluator.command(&clear, 2_000).unwrap();
+        assert!(
+            evaluator
+                .set_external("maintenance.belt", None, None, 3_000)
+                .is_none()
+        );
+        assert!(evaluator.external_rules("maintenance.").is_empty());
+        let raised = evaluator.set_external(
+            "maintenance.belt",
+            Some(due(Severity::Warning)),
+            None,
+            4_000,
+        );
+        assert!(raised.is_some());
     }
 
     #[test]

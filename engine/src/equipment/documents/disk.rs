@@ -68,13 +68,28 @@ impl DiskFiles {
         }
     }
 
-    /// Deletes `key`; a missing file is not an error.
+    /// Deletes `key`, then the directories of its key that it leaves empty; a missing file is
+    /// not an error.
     pub async fn delete(&self, key: &str) -> Result<(), DocumentError> {
         let path = self.path_of(key)?;
         match tokio::fs::remove_file(&path).await {
-            Ok(()) => Ok(()),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(error) => Err(io_error(&path)(error)),
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(io_error(&path)(error)),
+        }
+        self.remove_empty_parents(&path).await;
+        Ok(())
+    }
+
+    /// Removes the directories between `path` and the store's directory while they are
+    /// empty; `remove_dir` refuses a directory that still holds a file.
+    async fn remove_empty_parents(&self, path: &Path) {
+        let mut current = path.parent();
+        while let Some(dir) = current.filter(|dir| *dir != self.dir && dir.starts_with(&self.dir)) {
+            if tokio::fs::remove_dir(dir).await.is_err() {
+                break;
+            }
+            current = dir.parent();
         }
     }
 }

@@ -176,12 +176,69 @@ fn disk_request(
     }
 }
 
-/// Returns a `Content-Disposition` value that downloads the file as `file_name`, keeping
-/// only characters that need no quoting.
+/// Returns a `Content-Disposition` value that downloads the file as `file_name`: an ASCII
+/// `filename` for old clients and the exact name, percent-encoded, in `filename*` (RFC 6266).
 pub fn attachment(file_name: &str) -> String {
-    let safe: String = file_name
+    let ascii: String = file_name
         .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ' '))
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ' ') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
-    format!("attachment; filename=\"{safe}\"")
+    let encoded = percent_encoding::utf8_percent_encode(file_name, FILENAME_ESCAPES);
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+/// Bytes escaped in a `filename*` value: all but RFC 5987's `attr-char`.
+const FILENAME_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// Returns the name to store for an uploaded file: its last path segment, without control
+/// characters and surrounding spaces, so `C:\scans\report.pdf` gives `report.pdf`.
+pub fn clean_file_name(file_name: &str) -> String {
+    let last = file_name.rsplit(['/', '\\']).next().unwrap_or_default();
+    last.chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attachment_keeps_exact_name_in_extended_parameter() {
+        assert_eq!(
+            attachment("Prüfbericht 3.pdf"),
+            "attachment; filename=\"Pr_fbericht 3.pdf\"; filename*=UTF-8''Pr%C3%BCfbericht%203.pdf"
+        );
+        assert_eq!(
+            attachment("a\"b.txt"),
+            "attachment; filename=\"a_b.txt\"; filename*=UTF-8''a%22b.txt"
+        );
+    }
+
+    #[test]
+    fn clean_file_name_drops_folders_and_control_characters() {
+        assert_eq!(clean_file_name("C:\\scans\\report.pdf"), "report.pdf");
+        assert_eq!(clean_file_name("../../etc/passwd"), "passwd");
+        assert_eq!(clean_file_name(" manual\n.pdf "), "manual.pdf");
+    }
 }
