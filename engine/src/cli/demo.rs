@@ -15,7 +15,7 @@ use valmetal_engine::store::shadows::SqlShadowStore;
 use valmetal_engine::store::telemetry::SqlTelemetry;
 use valmetal_engine::{Config, RunningEngine, broker, bundled_rules};
 
-use super::{Dataset, DemoArgs};
+use super::{Dataset, DemoArgs, demo_equipment};
 
 /// Runs the demo until Ctrl+C, or until the replay ends with `--exit-after-replay`.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -33,6 +33,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     config.mqtt.host = args.mqtt_addr.ip().to_string();
     config.mqtt.port = args.mqtt_addr.port();
     config.mqtt.client_id = "valmetal-demo-engine".into();
+    config.equipment.plans = demo_equipment::plans();
     config.validate()?;
 
     if !args.keep_state {
@@ -41,6 +42,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     broker::start(args.mqtt_addr, config.mqtt.max_payload_bytes)?;
     let rules = demo_rules(args.speed, args.machine_speed)?;
     let engine = RunningEngine::start(&config, rules).await?;
+    demo_equipment::seed(&engine.http_state().equipment)
+        .await
+        .context("cannot create the demo's equipment records")?;
     println!();
     super::token::print_sign_in(engine.auth(), engine.http_addr(), Some("odrc"))?;
     println!(
@@ -48,7 +52,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         args.mqtt_addr, config.mqtt.topic_prefix
     );
     println!(
-        "  Replaying 100 ODRC feed bins at {}x and the NAB machine at {}x. Ctrl+C stops.",
+        "  Replaying 100 ODRC feed bins at {}x and the NAB machine at {}x; their equipment records are under #/equipment. Ctrl+C stops.",
         args.speed, args.machine_speed
     );
     println!();

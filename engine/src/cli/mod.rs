@@ -1,6 +1,7 @@
 //! Command-line interface of the `valmetal` binary.
 
 pub mod demo;
+pub mod demo_equipment;
 pub mod replay;
 pub mod rules;
 pub mod serve;
