@@ -424,7 +424,7 @@ async fn hours_due_alarm_until_work_order() {
         operator,
         "POST",
         &format!("/api/v1/alarms/{alarm_id}/clear"),
-        Some(json!({})),
+        Some(json!({ "by": "operator of odrc" })),
     )
     .await;
     assert_eq!(status, 200, "{body}");
