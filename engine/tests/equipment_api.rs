@@ -276,6 +276,36 @@ async fn check_farm_scoping(engine: &Harness) {
         status, 400,
         "moving a linked record to another farm: {body}"
     );
+    let (status, body) = call(
+        admin,
+        "POST",
+        &format!("/api/v1/equipment/{ours}/work-orders"),
+        Some(json!({ "performed_at": "2000-01-01T00:00:00Z" })),
+    )
+    .await;
+    assert_eq!(status, 400, "work before installation: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("installation date"),
+        "{body}"
+    );
+    let (status, body) = call(
+        admin,
+        "PUT",
+        &format!("/api/v1/equipment/{ours}/maintenance/calibrate_scale"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 400, "an override that changes nothing: {body}");
+    let mut garbled = record_body(FARM, "Bin\n8", None);
+    garbled["farm_id"] = json!("od/rc");
+    let (status, body) = call(admin, "POST", "/api/v1/equipment", Some(garbled)).await;
+    assert_eq!(status, 400);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("control character"), "{message}");
+    assert!(message.contains("od/rc"), "{message}");
     let mut future = record_body(FARM, "Bin 8", None);
     future["install_date"] = json!("2999-01-01");
     let (status, body) = call(admin, "POST", "/api/v1/equipment", Some(future)).await;

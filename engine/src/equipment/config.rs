@@ -260,6 +260,12 @@ fn profile_problems(profile: &EquipmentProfile) -> Vec<String> {
         }
     }
     for (index, counter) in profile.counters.iter().enumerate() {
+        if counter.key.is_empty() {
+            problems.push(format!(
+                "{label}: counter `{}` has an empty `key`; name the telemetry key it reads",
+                counter.name
+            ));
+        }
         if profile.counters[..index]
             .iter()
             .any(|other| other.name == counter.name)
@@ -283,6 +289,11 @@ fn plan_problems(plan: &MaintenancePlan, profiles: &[EquipmentProfile]) -> Vec<S
         if !is_task_id(&task.id) {
             problems.push(format!(
                 "{label}: `id` must be 1 to 64 characters of a-z 0-9 _ -"
+            ));
+        }
+        if task.title.trim().is_empty() {
+            problems.push(format!(
+                "{label}: `title` is empty; name the work, e.g. \"Grease the bearings\""
             ));
         }
         if plan.tasks[..index].iter().any(|other| other.id == task.id) {
@@ -383,7 +394,7 @@ impl DocumentsConfig {
         for allowed in &self.allowed_types {
             if !is_media_type(allowed) {
                 problems.push(format!(
-                    "`equipment.documents.allowed_types` entry \"{allowed}\" is no media type; write type/subtype, e.g. \"image/png\""
+                    "`equipment.documents.allowed_types` entry \"{allowed}\" is not a media type; write type/subtype without parameters or wildcards, e.g. \"image/png\""
                 ));
             }
         }

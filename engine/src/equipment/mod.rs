@@ -178,12 +178,16 @@ fn linked_device(record: &EquipmentRecord) -> Option<DeviceId> {
 
 /// Returns midnight UTC of the record's installation date, or its creation time.
 fn installed_at(record: &EquipmentRecord) -> Option<i64> {
-    let parsed = record
+    install_day_start(record).or(Some(record.created_at))
+}
+
+/// Returns midnight UTC of the record's installation date, when it has one.
+pub fn install_day_start(record: &EquipmentRecord) -> Option<i64> {
+    record
         .fields
         .install_date
         .as_deref()
         .and_then(|text| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
         .and_then(|date| date.and_hms_opt(0, 0, 0))
-        .map(|time| time.and_utc().timestamp_millis());
-    parsed.or(Some(record.created_at))
+        .map(|time| time.and_utc().timestamp_millis())
 }

@@ -369,9 +369,26 @@ fn check_limits(state: &HttpState, body: &UploadBody) -> Result<(), ApiError> {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_body",
-                format!("`{name}` must be 1 to {MAX_NAME_CHARS} characters"),
+                format!("`{name}` has {length} characters; it must have 1 to {MAX_NAME_CHARS}"),
             ));
         }
+        if value.chars().any(char::is_control) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!("`{name}` contains a control character; use one line of plain text"),
+            ));
+        }
+    }
+    if matches!(body.file_name.as_str(), "." | "..") {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!(
+                "`file_name` \"{}\" names no file; give the file's own name, such as report.pdf",
+                body.file_name
+            ),
+        ));
     }
     Ok(())
 }
@@ -413,13 +430,18 @@ fn check_signature<'a>(
             "the URL lacks its `expires` or `signature` parameter; use the whole URL that the upload or download request returned",
         ));
     };
+    let renew = if method == "PUT" {
+        "delete the pending document and request a new upload"
+    } else {
+        "request a new URL from the document's download route"
+    };
     if !signer.verify(method, document_id, expires, signature) {
-        return Err(forbidden(
-            "the URL's signature is invalid; request a new URL",
-        ));
+        return Err(forbidden(&format!(
+            "the URL's signature is invalid; {renew}"
+        )));
     }
     if expires < now_ms() / 1000 {
-        return Err(forbidden("the URL has expired; request a new URL"));
+        return Err(forbidden(&format!("the URL has expired; {renew}")));
     }
     Ok(files)
 }

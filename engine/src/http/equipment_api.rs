@@ -264,12 +264,28 @@ fn validate(mut fields: RecordFields) -> Result<RecordFields, ApiError> {
         ("location", &mut fields.location, false),
     ] {
         *value = value.trim().to_owned();
-        if (required && value.is_empty()) || value.chars().count() > MAX_TEXT_CHARS {
+        let length = value.chars().count();
+        if (required && length == 0) || length > MAX_TEXT_CHARS {
             let range = if required { "1" } else { "0" };
             problems.push(format!(
-                "`{name}` must be {range} to {MAX_TEXT_CHARS} characters"
+                "`{name}` has {length} characters; it must have {range} to {MAX_TEXT_CHARS}"
             ));
         }
+        if value.chars().any(char::is_control) {
+            problems.push(format!(
+                "`{name}` contains a control character such as a line break; use one line of plain text"
+            ));
+        }
+    }
+    let farm_valid = fields
+        .farm_id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !farm_valid {
+        problems.push(format!(
+            "`farm_id` \"{}\" may contain only letters, digits, '-', '_' and '.'",
+            fields.farm_id
+        ));
     }
     if let Some(date) = fields.install_date.as_deref() {
         problems.extend(install_date_problem(date));

@@ -19,6 +19,8 @@ use super::equipment_api::{
 };
 use crate::auth::Principal;
 use crate::equipment::due::{DueStatus, Measure};
+use crate::equipment::install_day_start;
+use crate::store::equipment_records::EquipmentRecord;
 use crate::store::maintenance::{TaskOverride, WorkOrder};
 
 /// Maximum length of a work order's notes, in characters.
@@ -50,6 +52,16 @@ pub async fn put_override(
     let record = visible_record(&state.equipment, &principal, &id).await?;
     require_admin(&principal)?;
     check_task(&state, &record.fields.equipment_type, &task)?;
+    let intervals = [
+        change.every_days,
+        change.every_run_hours,
+        change.every_cycles,
+    ];
+    if intervals.iter().all(Option::is_none) {
+        return Err(invalid_body(
+            "set at least one of `every_days`, `every_run_hours`, `every_cycles`; DELETE the override to return to the plan's intervals".to_owned(),
+        ));
+    }
     let problems: Vec<String> = [
         ("every_days", change.every_days),
         ("every_run_hours", change.every_run_hours),
@@ -147,7 +159,7 @@ pub async fn create_work_order(
         equipment_id: id,
         task_id: body.task_id,
         performed_by: performer(body.performed_by, &principal)?,
-        performed_at: performed_at(body.performed_at.as_deref(), now)?,
+        performed_at: performed_at(body.performed_at.as_deref(), now, &record)?,
         notes: notes(body.notes)?,
         counters: state
             .equipment
@@ -269,7 +281,7 @@ fn check_task(state: &HttpState, equipment_type: &str, task: &str) -> Result<(),
     ))
 }
 
-async fn recheck(state: &HttpState, record: &crate::store::equipment_records::EquipmentRecord) {
+async fn recheck(state: &HttpState, record: &EquipmentRecord) {
     if let Err(error) = state.equipment.raise_due(record, now_ms()).await {
         tracing::warn!(%error, equipment.id = %record.equipment_id, "Maintenance check after a change failed; the next interval retries");
     }
@@ -285,7 +297,7 @@ fn performer(requested: Option<String>, principal: &Principal) -> Result<String,
     Ok(name)
 }
 
-fn performed_at(text: Option<&str>, now: i64) -> Result<i64, ApiError> {
+fn performed_at(text: Option<&str>, now: i64, record: &EquipmentRecord) -> Result<i64, ApiError> {
     let Some(text) = text else {
         return Ok(now);
     };
@@ -299,6 +311,14 @@ fn performed_at(text: Option<&str>, now: i64) -> Result<i64, ApiError> {
     if at > now + 60_000 {
         return Err(invalid_body(format!(
             "`performed_at` \"{text}\" is in the future; record work once it is done"
+        )));
+    }
+    if let Some(installed) = install_day_start(record)
+        && at < installed
+    {
+        let date = record.fields.install_date.as_deref().unwrap_or_default();
+        return Err(invalid_body(format!(
+            "`performed_at` \"{text}\" is before the installation date {date}; give the time the work was done, or correct `install_date`"
         )));
     }
     Ok(at)

@@ -47,53 +47,64 @@ pub fn is_external_rule(rule: &str) -> bool {
 }
 
 impl RuleEvaluator {
-    /// Raises, escalates or clears the external alarm `rule` at engine time `now`: an open
-    /// alarm clears when `condition` is `None`, and changes severity (as an escalation) when
-    /// the condition's severity differs. `frame_ts` is the device time the decision is about.
+    /// Raises, escalates or clears the external alarm `rule` at engine time `now` and returns
+    /// the transitions. An open alarm clears when `condition` is `None`. It escalates when the
+    /// condition becomes more urgent, and when it becomes less urgent the alarm clears and a
+    /// new one is raised at the lower severity. `frame_ts` is the device time the decision is
+    /// about.
     pub fn set_external(
         &mut self,
         rule: &str,
         condition: Option<ExternalCondition>,
         frame_ts: Option<i64>,
         now: i64,
-    ) -> Option<AlarmEvent> {
+    ) -> Vec<AlarmEvent> {
         let position = self.external.iter().position(|alarm| &*alarm.rule == rule);
-        if condition.is_none() {
+        let Some(mut condition) = condition else {
             self.hand_cleared.retain(|cleared| &*cleared.rule != rule);
-        }
-        match (position, condition) {
-            (None, Some(condition)) if self.quieted(rule, &condition, now) => None,
-            (None, Some(mut condition)) => {
+            return position
+                .map(|index| self.close_external(index, now))
+                .into_iter()
+                .collect();
+        };
+        condition.rule = Arc::from(rule);
+        match position {
+            None if self.quieted(rule, &condition, now) => Vec::new(),
+            None => {
                 self.hand_cleared.retain(|cleared| &*cleared.rule != rule);
-                condition.rule = Arc::from(rule);
-                Some(self.raise_external(condition, frame_ts, now))
+                vec![self.raise_external(condition, frame_ts, now)]
             }
-            (Some(index), Some(condition)) => {
+            Some(index) => {
                 let alarm = &mut self.external[index];
                 if alarm.severity == condition.severity {
-                    return None;
+                    Vec::new()
+                } else if condition.severity < alarm.severity {
+                    alarm.severity = condition.severity;
+                    alarm.message = condition.message;
+                    alarm.inputs = condition.inputs;
+                    vec![AlarmEvent {
+                        transition: Transition::Escalated,
+                        alarm: alarm.clone(),
+                        operator: None,
+                    }]
+                } else {
+                    let cleared = self.close_external(index, now);
+                    vec![cleared, self.raise_external(condition, frame_ts, now)]
                 }
-                alarm.severity = condition.severity;
-                alarm.message = condition.message;
-                alarm.inputs = condition.inputs;
-                Some(AlarmEvent {
-                    transition: Transition::Escalated,
-                    alarm: alarm.clone(),
-                    operator: None,
-                })
             }
-            (Some(index), None) => {
-                let alarm = self.external.remove(index);
-                let shadow = Shadow::default();
-                let moment = Moment {
-                    now,
-                    frame: None,
-                    shadow: &shadow,
-                };
-                Some(self.closed_alarm_event(alarm, moment))
-            }
-            (None, None) => None,
         }
+    }
+
+    /// Clears the open external alarm at `index` because its condition ended.
+    fn close_external(&mut self, index: usize, now: i64) -> AlarmEvent {
+        let alarm = self.external.remove(index);
+        let shadow = Shadow::default();
+        let moment = Moment {
+            now,
+            frame: None,
+            shadow: &shadow,
+        };
+        self.closed_alarm_event(alarm, moment)
     }
 
     /// Returns the rule names starting with `prefix` of the open external alarms and of
@@ -281,6 +292,7 @@ mod tests {
                 None,
                 1_000,
             )
+            .pop()
             .unwrap();
         assert_eq!(raised.transition, Transition::Raised);
         assert_eq!(&*raised.alarm.id, "fan-1/maintenance.belt/1000");
@@ -292,14 +304,16 @@ mod tests {
                     None,
                     2_000
                 )
-                .is_none()
+                .is_empty()
         );
         let escalated = evaluator
             .set_external("maintenance.belt", Some(due(Severity::Minor)), None, 3_000)
+            .pop()
             .unwrap();
         assert_eq!(escalated.transition, Transition::Escalated);
         let cleared = evaluator
             .set_external("maintenance.belt", None, None, 4_000)
+            .pop()
             .unwrap();
         assert_eq!(cleared.transition, Transition::Cleared);
         assert_eq!(evaluator.open_alarms().count(), 0);
@@ -316,6 +330,7 @@ mod tests {
                 None,
                 1_000,
             )
+            .pop()
             .unwrap();
         let command = AlarmCommand {
             alarm_id: raised.alarm.id.to_string(),
@@ -337,6 +352,7 @@ mod tests {
                 None,
                 1_000,
             )
+            .pop()
             .unwrap();
         let clear = AlarmCommand {
             alarm_id: raised.alarm.id.to_string(),
@@ -347,12 +363,12 @@ mod tests {
         let again = |evaluator: &mut RuleEvaluator, severity, now| {
             evaluator.set_external("maintenance.belt", Some(due(severity)), None, now)
         };
-        assert!(again(&mut evaluator, Severity::Warning, 5_000).is_none());
+        assert!(again(&mut evaluator, Severity::Warning, 5_000).is_empty());
         assert_eq!(
             evaluator.external_rules("maintenance."),
             vec![Arc::from("maintenance.belt")]
         );
-        let overdue = again(&mut evaluator, Severity::Minor, 6_000).unwrap();
+        let overdue = again(&mut evaluator, Severity::Minor, 6_000).pop().unwrap();
         assert_eq!(overdue.transition, Transition::Raised);
 
         let clear = AlarmCommand {
@@ -360,8 +376,24 @@ mod tests {
             ..clear
         };
         evaluator.command(&clear, 7_000).unwrap();
-        assert!(again(&mut evaluator, Severity::Minor, 16_000).is_none());
-        assert!(again(&mut evaluator, Severity::Minor, 17_000).is_some());
+        assert!(again(&mut evaluator, Severity::Minor, 16_000).is_empty());
+        assert!(again(&mut evaluator, Severity::Minor, 17_000).len() == 1);
+    }
+
+    #[test]
+    fn less_urgent_condition_clears_and_raises_again() {
+        let mut evaluator = evaluator();
+        evaluator.set_external("maintenance.belt", Some(due(Severity::Minor)), None, 1_000);
+        let events = evaluator.set_external(
+            "maintenance.belt",
+            Some(due(Severity::Warning)),
+            None,
+            2_000,
+        );
+        let transitions: Vec<Transition> = events.iter().map(|event| event.transition).collect();
+        assert_eq!(transitions, [Transition::Cleared, Transition::Raised]);
+        assert_eq!(events[1].alarm.severity, Severity::Warning);
+        assert_eq!(evaluator.open_alarms().count(), 1);
     }
 
     #[test]
@@ -374,6 +406,7 @@ mod tests {
                 None,
                 1_000,
             )
+            .pop()
             .unwrap();
         let clear = AlarmCommand {
             alarm_id: raised.alarm.id.to_string(),
@@ -384,7 +417,7 @@ mod tests {
         assert!(
             evaluator
                 .set_external("maintenance.belt", None, None, 3_000)
-                .is_none()
+                .is_empty()
         );
         assert!(evaluator.external_rules("maintenance.").is_empty());
         let raised = evaluator.set_external(
@@ -393,7 +426,7 @@ mod tests {
             None,
             4_000,
         );
-        assert!(raised.is_some());
+        assert_eq!(raised.len(), 1);
     }
 
     #[test]
@@ -406,6 +439,7 @@ mod tests {
                 None,
                 1_000,
             )
+            .pop()
             .unwrap();
         let mut restored = self::evaluator();
         restored.restore(vec![raised.alarm], &Shadow::default(), 5_000);
