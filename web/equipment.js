@@ -2,7 +2,11 @@
 // overdue, the equipment records of the caller's farms, and one record's page with its
 // counters, wear trends, maintenance status, work orders and documents
 // (docs/equipment.md). Every request goes through the fetch helper that app.js hands to
-// initEquipment, so request headers are set in one place.
+// initEquipment, so request headers are set in one place. Admins see the forms that create
+// and change records, and admins and operators the forms that record work and upload
+// documents. Farm viewers only read.
+
+import { canAct, currentIdentity, onIdentity } from '/auth.js';
 
 const STATUS_LABELS = {
   ok: 'OK',
@@ -39,6 +43,11 @@ let generation = 0;
 export function initEquipment({ fetchHelper, container }) {
   request = fetchHelper;
   section = container;
+  // The view can render before the identity loads, without any form, so it renders again
+  // once the role is known.
+  onIdentity(() => {
+    if (!section.hidden) routeEquipment(location.hash);
+  });
 }
 
 /**
@@ -109,6 +118,11 @@ function element(tag, className, text) {
   return node;
 }
 
+/** Returns whether the caller may create and change records, which takes an admin. */
+function canEditRecords() {
+  return currentIdentity()?.role === 'admin';
+}
+
 function safeDecode(text) {
   try {
     return decodeURIComponent(text);
@@ -123,6 +137,14 @@ function recordHref(id) {
 
 function formatNumber(value, digits = 1) {
   return typeof value === 'number' && Number.isFinite(value) ? value.toFixed(digits) : '–';
+}
+
+/** Returns a file size in bytes, KiB or MiB, whichever reads best. */
+function formatSize(bytes) {
+  if (typeof bytes !== 'number') return '–';
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${formatNumber(bytes / 1024)} KiB`;
+  return `${formatNumber(bytes / (1024 * 1024))} MiB`;
 }
 
 function formatTime(ms) {
@@ -251,6 +273,7 @@ function renderRecordList(container, records) {
     ]);
     container.append(table(['Name', 'Farm', 'Barn', 'Type', 'Model', 'Device'], rows));
   }
+  if (!canEditRecords()) return;
   const details = element('details', 'equipment-admin');
   details.append(element('summary', '', 'New record (admin)'));
   details.append(
@@ -323,6 +346,7 @@ function renderFields(record, path) {
     list.append(item);
   }
   section.append(list);
+  if (!canEditRecords()) return;
   const details = element('details', 'equipment-admin');
   details.append(element('summary', '', 'Edit record (admin)'));
   details.append(
@@ -392,6 +416,8 @@ function renderWorkOrders(orders, tasks, path) {
     ]);
     block.append(table(['When', 'Task', 'By', 'Notes'], rows));
   }
+  section.append(block);
+  if (!canAct()) return;
   const options = [['', 'Other work'], ...tasks.map((task) => [task.task_id, task.title])];
   const details = element('details', 'equipment-admin');
   details.append(element('summary', '', 'Record work'));
@@ -415,7 +441,6 @@ function renderWorkOrders(orders, tasks, path) {
     ),
   );
   block.append(details);
-  section.append(block);
 }
 
 function renderDocuments(documents, orders, path) {
@@ -426,14 +451,19 @@ function renderDocuments(documents, orders, path) {
   } else {
     const rows = documents.map((item) => [
       downloadButton(item, path),
+      item.file_name,
       DOCUMENT_KINDS.find(([kind]) => kind === item.kind)?.[1] ?? item.kind,
-      `${formatNumber(item.size_bytes / 1024)} KiB`,
+      formatSize(item.size_bytes),
       item.uploaded_by,
       formatTime(item.uploaded_at),
       item.status,
     ]);
-    block.append(table(['Title', 'Kind', 'Size', 'Uploaded by', 'When', 'Status'], rows));
+    block.append(
+      table(['Title', 'File', 'Kind', 'Size', 'Uploaded by', 'When', 'Status'], rows),
+    );
   }
+  section.append(block);
+  if (!canAct()) return;
   const orderOptions = [['', 'None'], ...orders.map((order) => [order.work_order_id, `${formatTime(order.performed_at)} ${order.performed_by}`])];
   const details = element('details', 'equipment-admin');
   details.append(element('summary', '', 'Upload a document'));
@@ -450,7 +480,6 @@ function renderDocuments(documents, orders, path) {
     ),
   );
   block.append(details);
-  section.append(block);
 }
 
 async function uploadDocument(data, path) {
@@ -465,7 +494,10 @@ async function uploadDocument(data, path) {
   const order = String(data.get('work_order_id') ?? '');
   if (order !== '') body.work_order_id = order;
   const created = await callApi('POST', `${path}/documents`, body);
-  await sendSigned(created.upload, file);
+  const uploaded = await sendSigned(created.upload, file);
+  // Chromium (seen with version 156) reports a request whose response body the page never
+  // reads as aborted (net::ERR_ABORTED), although the engine stored the file.
+  await uploaded.arrayBuffer();
   await callApi('POST', `${path}/documents/${encodeURIComponent(created.document.document_id)}/complete`);
   reload();
 }

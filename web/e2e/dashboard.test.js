@@ -9,21 +9,9 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import mqtt from 'mqtt';
-import { chromium } from 'playwright-core';
+import { PageProblems, VIEWPORT, launchChromium, openPage as openBrowserPage } from './browser.js';
 import { mintToken, readLogTail, repoRoot, startEngine } from './engine.js';
 
-const CHROMIUM_PATH = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const VIEWPORT = { width: 1400, height: 900 };
 const PHONE_VIEWPORT = { width: 390, height: 844 };
 
 // Replay speeds, in device seconds per real second. The last feed bin to appear sends its
@@ -128,9 +116,7 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
   let browser;
   let engine;
   let page;
-  let shuttingDown = false;
-  const consoleErrors = [];
-  const failedRequests = [];
+  const problems = new PageProblems({ ignoredResponseHeader: FAKED_RESPONSE_HEADER });
   /**
    * URLs of error responses that a test expected, left out of the failed-request and
    * console checks. Chromium logs every error response to the console.
@@ -187,10 +173,8 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
   }
 
   /** Opens a page in a new browser context with the test's locale, time zone and `viewport`. */
-  async function openPage(viewport = VIEWPORT) {
-    const context = await browser.newContext({ viewport, locale: 'en-US', timezoneId: 'UTC' });
-    context.setDefaultTimeout(15_000);
-    return context.newPage();
+  function openPage(viewport = VIEWPORT) {
+    return openBrowserPage(browser, viewport);
   }
 
   before(async () => {
@@ -199,7 +183,7 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
     await mkdir(screenshotDir, { recursive: true });
 
     // The browser starts before the engine so that its launch does not use up replay time.
-    browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     engine = await startEngine({
       dataDir: path.join(workDir, 'data'),
       logPath: path.join(workDir, 'engine.log'),
@@ -207,44 +191,8 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
       machineSpeed: MACHINE_SPEED,
     });
 
-    // A fixed locale and time zone make the number and time formats predictable.
-    const context = await browser.newContext({
-      viewport: VIEWPORT,
-      locale: 'en-US',
-      timezoneId: 'UTC',
-    });
-    context.setDefaultTimeout(15_000);
-    page = await context.newPage();
-    page.on('console', (message) => {
-      if (message.type() !== 'error') return;
-      const { url, lineNumber } = message.location();
-      consoleErrors.push({ url, text: `${message.text()} (${url}:${lineNumber})` });
-    });
-    page.on('pageerror', (error) => {
-      consoleErrors.push({ url: null, text: `uncaught ${error.name}: ${error.message}` });
-    });
-    page.on('requestfailed', (request) => {
-      const text = `${request.method()} ${request.url()}: ${request.failure()?.errorText}`;
-      failedRequests.push({ url: request.url(), text });
-    });
-    page.on('response', (response) => {
-      if (response.status() < 400 || response.headers()[FAKED_RESPONSE_HEADER]) return;
-      const request = response.request();
-      failedRequests.push({
-        url: response.url(),
-        text: `${request.method()} ${response.url()}: status ${response.status()}`,
-      });
-    });
-    page.on('websocket', (socket) => {
-      socket.on('socketerror', (error) => {
-        failedRequests.push({ url: socket.url(), text: `WebSocket ${socket.url()}: ${error}` });
-      });
-      socket.on('close', () => {
-        if (shuttingDown) return;
-        const text = `WebSocket ${socket.url()} closed during the test`;
-        failedRequests.push({ url: socket.url(), text });
-      });
-    });
+    page = await openPage();
+    problems.watch(page);
 
     // The demo signs in with a local issuer and prints a sign-in link with an admin token.
     assert.ok(engine.token, `no sign-in link in the engine log ${engine.logPath}`);
@@ -256,7 +204,7 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
   });
 
   after(async () => {
-    shuttingDown = true;
+    problems.shuttingDown = true;
     // The browser closes first so that the engine's shutdown does not show up as a
     // dropped WebSocket.
     try {
@@ -986,7 +934,7 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
   });
 
   test('page logs no console error', () => {
-    const unexpected = consoleErrors.filter((error) => !expectedErrorUrls.has(error.url));
+    const unexpected = problems.consoleErrors.filter((error) => !expectedErrorUrls.has(error.url));
     assert.deepEqual(
       unexpected.map((error) => error.text),
       [],
@@ -994,7 +942,9 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
   });
 
   test('page has no failed request', () => {
-    const unexpected = failedRequests.filter((failure) => !expectedErrorUrls.has(failure.url));
+    const unexpected = problems.failedRequests.filter(
+      (failure) => !expectedErrorUrls.has(failure.url),
+    );
     assert.deepEqual(
       unexpected.map((failure) => failure.text),
       [],
