@@ -365,7 +365,7 @@ function renderUsage(maintenance) {
   if (counters.length === 0) {
     block.append(element('p', 'empty-state', 'No counters: link a device with a usage profile.'));
   } else {
-    block.append(table(['Counter', 'Total'], counters.map(([name, value]) => [name, formatNumber(value, 2)])));
+    block.append(table(['Counter', 'Total'], counters.map(([name, value]) => [name, formatNumber(value, Number.isInteger(value) ? 0 : 2)])));
   }
   if (maintenance.wear.length > 0) {
     const rows = maintenance.wear.map((wear) => [
@@ -426,6 +426,7 @@ function renderWorkOrders(orders, tasks, path) {
       [
         { name: 'task_id', label: 'Task', options },
         { name: 'performed_by', label: 'Performed by (default: you)' },
+        { name: 'performed_at', label: 'Performed at (default: now)', type: 'datetime-local' },
         { name: 'notes', label: 'Notes', type: 'textarea' },
       ],
       'Record',
@@ -433,8 +434,11 @@ function renderWorkOrders(orders, tasks, path) {
         const body = { notes: String(data.get('notes') ?? '') };
         const task = String(data.get('task_id') ?? '');
         const by = String(data.get('performed_by') ?? '').trim();
+        // The field holds the browser's local time, which Date reads as such.
+        const at = String(data.get('performed_at') ?? '');
         if (task !== '') body.task_id = task;
         if (by !== '') body.performed_by = by;
+        if (at !== '') body.performed_at = new Date(at).toISOString();
         await callApi('POST', `${path}/work-orders`, body);
         reload();
       },

@@ -85,6 +85,7 @@ pub async fn seed(service: &EquipmentService) -> anyhow::Result<()> {
             equipment_id: format!("eq_demo_{}", index + 1),
             fields,
             link_counters: Default::default(),
+            linked_at: Some(now),
             created_at: now,
             updated_at: now,
         };

@@ -341,10 +341,29 @@ fn interval_problems(task: &MaintenanceTask, label: &str) -> Vec<String> {
     }
     intervals
         .iter()
-        .filter_map(|(field, every)| every.map(|every| (field, every)))
-        .filter(|(_, every)| !(every.is_finite() && *every > 0.0))
-        .map(|(field, every)| format!("{label}: `{field}` is {every}; use a number above 0"))
+        .filter_map(|(field, every)| every.and_then(|every| interval_problem(field, every)))
+        .map(|problem| format!("{label}: {problem}"))
         .collect()
+}
+
+/// Smallest and largest task interval, in days, run hours or cycles.
+const INTERVAL_RANGE: std::ops::RangeInclusive<f64> = 0.01..=1_000_000.0;
+
+/// Returns what is wrong with the interval `every` of `field`, if it is out of range.
+pub fn interval_problem(field: &str, every: f64) -> Option<String> {
+    if INTERVAL_RANGE.contains(&every) {
+        return None;
+    }
+    let shown = if (1e-3..1e9).contains(&every.abs()) || every == 0.0 {
+        every.to_string()
+    } else {
+        format!("{every:e}")
+    };
+    Some(format!(
+        "`{field}` is {shown}; use {} to {}",
+        INTERVAL_RANGE.start(),
+        INTERVAL_RANGE.end()
+    ))
 }
 
 fn counter_defined(profiles: &[EquipmentProfile], name: &str) -> bool {

@@ -76,6 +76,9 @@ pub struct DueInputs<'a> {
     pub counters: &'a BTreeMap<String, CounterState>,
     /// The counters when the device was linked, the baseline before any work order.
     pub link_counters: &'a BTreeMap<String, f64>,
+    /// When the device was linked. A work order recorded before it holds another device's
+    /// counters, so the link's counters are the baseline instead.
+    pub linked_at: Option<i64>,
     /// Work orders of the equipment, newest first.
     pub work_orders: &'a [WorkOrder],
     pub due_soon_fraction: f64,
@@ -101,7 +104,9 @@ pub fn task_due(
     let days_used = since.map(|since| (inputs.now - since) as f64 / DAY_MS);
     let counter_used = |name: &str| {
         let current = inputs.counters.get(name)?.value;
-        let baseline = match last {
+        let order_of_this_device =
+            last.filter(|order| inputs.linked_at.is_none_or(|at| order.created_at >= at));
+        let baseline = match order_of_this_device {
             Some(order) => order.counters.get(name).copied(),
             None => inputs.link_counters.get(name).copied(),
         };
@@ -262,6 +267,7 @@ mod tests {
             installed_at: Some(0),
             counters,
             link_counters: NO_LINK_COUNTERS,
+            linked_at: None,
             work_orders: orders,
             due_soon_fraction: 0.9,
             overdue_fraction: 0.1,
@@ -327,6 +333,31 @@ mod tests {
         let due = task_due(&task(), None, &inputs);
         assert_eq!(due.intervals[1].used, Some(5.0));
         assert_eq!(due.status, DueStatus::Ok);
+    }
+
+    #[test]
+    fn relinked_device_counts_from_its_link() {
+        let counters = counters(30.0);
+        let order = WorkOrder {
+            work_order_id: "wo_1".into(),
+            equipment_id: "eq_1".into(),
+            task_id: Some("grease".into()),
+            performed_by: "tech".into(),
+            performed_at: (2.0 * DAY_MS) as i64,
+            notes: String::new(),
+            counters: BTreeMap::from([("run_hours".to_owned(), 900.0)]),
+            created_at: (2.0 * DAY_MS) as i64,
+        };
+        let linked_at = BTreeMap::from([("run_hours".to_owned(), 10.0)]);
+        let orders = [order];
+        let inputs = DueInputs {
+            link_counters: &linked_at,
+            linked_at: Some((3.0 * DAY_MS) as i64),
+            ..inputs(4.0, &counters, &orders)
+        };
+        let due = task_due(&task(), None, &inputs);
+        assert_eq!(due.intervals[1].used, Some(20.0));
+        assert_eq!(due.last_work_order.as_deref(), Some("wo_1"));
     }
 
     #[test]

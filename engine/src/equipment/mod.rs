@@ -96,6 +96,7 @@ impl EquipmentService {
             installed_at: installed_at(record),
             counters: &counters,
             link_counters: &record.link_counters,
+            linked_at: record.linked_at,
             work_orders: &work_orders,
             due_soon_fraction: self.config.due_soon_fraction,
             overdue_fraction: self.config.overdue_fraction,

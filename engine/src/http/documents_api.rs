@@ -66,7 +66,18 @@ pub async fn create_upload(
 ) -> Result<Response, ApiError> {
     let record = visible_record(&state.equipment, &principal, &id).await?;
     require_change(&principal, &record.fields.farm_id)?;
-    body.file_name = clean_file_name(&body.file_name);
+    let file_name = clean_file_name(&body.file_name);
+    if file_name.is_empty() && !body.file_name.trim().is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!(
+                "`file_name` \"{}\" ends in a folder separator; give the file's own name, such as report.pdf",
+                body.file_name
+            ),
+        ));
+    }
+    body.file_name = file_name;
     check_limits(&state, &body)?;
     if let Some(order) = &body.work_order_id {
         let found = state
@@ -369,7 +380,9 @@ fn check_limits(state: &HttpState, body: &UploadBody) -> Result<(), ApiError> {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_body",
-                format!("`{name}` has {length} characters; it must have 1 to {MAX_NAME_CHARS}"),
+                format!(
+                    "`{name}` has {length} characters after trimming spaces; it must have 1 to {MAX_NAME_CHARS}"
+                ),
             ));
         }
         if value.chars().any(char::is_control) {
@@ -437,7 +450,7 @@ fn check_signature<'a>(
     };
     if !signer.verify(method, document_id, expires, signature) {
         return Err(forbidden(&format!(
-            "the URL's signature is invalid; {renew}"
+            "the URL's signature does not match a {method} of document `{document_id}`; send the URL exactly as returned, with the method it was returned for"
         )));
     }
     if expires < now_ms() / 1000 {

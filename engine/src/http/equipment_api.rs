@@ -76,6 +76,7 @@ pub async fn create_equipment(
         .await;
     let record = EquipmentRecord {
         equipment_id: new_id("eq"),
+        linked_at: fields.device_id.as_ref().map(|_| now),
         fields,
         link_counters,
         created_at: now,
@@ -106,20 +107,23 @@ pub async fn update_equipment(
     let existing = visible_record(&state.equipment, &principal, &id).await?;
     require_admin(&principal)?;
     let fields = validate(fields)?;
-    let link_counters = if fields.device_id == existing.fields.device_id {
-        existing.link_counters.clone()
+    let now = now_ms();
+    let (link_counters, linked_at) = if fields.device_id == existing.fields.device_id {
+        (existing.link_counters.clone(), existing.linked_at)
     } else {
-        state
+        let counters = state
             .equipment
             .device_counters(fields.device_id.as_deref())
-            .await
+            .await;
+        (counters, fields.device_id.as_ref().map(|_| now))
     };
     let record = EquipmentRecord {
         equipment_id: existing.equipment_id.clone(),
         fields,
         link_counters,
+        linked_at,
         created_at: existing.created_at,
-        updated_at: now_ms(),
+        updated_at: now,
     };
     check_device_farm(&state, &record.fields)?;
     check_device_free(&state.equipment, &record).await?;
@@ -268,7 +272,7 @@ fn validate(mut fields: RecordFields) -> Result<RecordFields, ApiError> {
         if (required && length == 0) || length > MAX_TEXT_CHARS {
             let range = if required { "1" } else { "0" };
             problems.push(format!(
-                "`{name}` has {length} characters; it must have {range} to {MAX_TEXT_CHARS}"
+                "`{name}` has {length} characters after trimming spaces; it must have {range} to {MAX_TEXT_CHARS}"
             ));
         }
         if value.chars().any(char::is_control) {

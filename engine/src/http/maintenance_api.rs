@@ -18,6 +18,7 @@ use super::equipment_api::{
     invalid_body, new_id, require_admin, require_change, store_failed, visible_record,
 };
 use crate::auth::Principal;
+use crate::equipment::config::interval_problem;
 use crate::equipment::due::{DueStatus, Measure};
 use crate::equipment::install_day_start;
 use crate::store::equipment_records::EquipmentRecord;
@@ -68,11 +69,7 @@ pub async fn put_override(
         ("every_cycles", change.every_cycles),
     ]
     .into_iter()
-    .filter_map(|(field, every)| every.map(|every| (field, every)))
-    .filter(|(_, every)| !every.is_finite() || *every <= 0.0)
-    .map(|(field, every)| {
-        format!("`{field}` is {every}; use a number above 0, or null to keep the plan's")
-    })
+    .filter_map(|(field, every)| every.and_then(|every| interval_problem(field, every)))
     .collect();
     if !problems.is_empty() {
         return Err(invalid_body(problems.join("; ")));

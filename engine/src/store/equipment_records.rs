@@ -20,6 +20,9 @@ pub struct EquipmentRecord {
     /// count from them until a task's first work order, so usage the device counted for
     /// other equipment is not charged to this one.
     pub link_counters: BTreeMap<String, f64>,
+    /// Engine time the device was linked, in milliseconds since the Unix epoch; `None`
+    /// without a device. Work orders recorded before it counted another device's values.
+    pub linked_at: Option<i64>,
     /// Engine time of creation, in milliseconds since the Unix epoch.
     pub created_at: i64,
     /// Engine time of the last change, in milliseconds since the Unix epoch.
@@ -57,7 +60,7 @@ macro_rules! record_columns {
     () => {
         "equipment_id, farm_id, barn, equipment_type, name, model, serial_number, \
          install_date, firmware_version, location, device_id, created_at, updated_at, \
-         link_counters"
+         link_counters, linked_at"
     };
 }
 
@@ -132,7 +135,7 @@ impl EquipmentRecordStore {
         let query = concat!(
             "INSERT INTO equipment_records (",
             record_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         );
         let fields = &record.fields;
         sqlx::query(query)
@@ -150,6 +153,7 @@ impl EquipmentRecordStore {
             .bind(record.created_at)
             .bind(record.updated_at)
             .bind(link_counters_text(record))
+            .bind(record.linked_at)
             .execute(self.database.pool())
             .await?;
         Ok(())
@@ -165,8 +169,8 @@ impl EquipmentRecordStore {
         let result = sqlx::query(
             "UPDATE equipment_records SET farm_id = $2, barn = $3, equipment_type = $4, name = $5, \
              model = $6, serial_number = $7, install_date = $8, firmware_version = $9, \
-             location = $10, device_id = $11, updated_at = $12, link_counters = $13 \
-             WHERE equipment_id = $1",
+             location = $10, device_id = $11, updated_at = $12, link_counters = $13, \
+             linked_at = $14 WHERE equipment_id = $1",
         )
         .bind(&record.equipment_id)
         .bind(&fields.farm_id)
@@ -181,6 +185,7 @@ impl EquipmentRecordStore {
         .bind(fields.device_id.as_deref())
         .bind(record.updated_at)
         .bind(link_counters_text(record))
+        .bind(record.linked_at)
         .execute(self.database.pool())
         .await?;
         Ok(result.rows_affected() > 0)
@@ -221,6 +226,7 @@ fn record_of(row: &AnyRow) -> Result<EquipmentRecord, sqlx::Error> {
     let link_counters: String = row.try_get("link_counters")?;
     Ok(EquipmentRecord {
         link_counters: serde_json::from_str(&link_counters).unwrap_or_default(),
+        linked_at: row.try_get("linked_at")?,
         equipment_id: row.try_get("equipment_id")?,
         fields: RecordFields {
             farm_id: row.try_get("farm_id")?,
