@@ -7,6 +7,11 @@ use tracing_subscriber::EnvFilter;
 
 use cli::{Cli, Command, RulesCommand};
 
+/// mimalloc serves the many small allocations of each frame (payload, frames, records) with
+/// less CPU than glibc's allocator, which took about 15 % of the direct feed's profile.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Log filter used when `RUST_LOG` is not set: the engine at info, chatty dependencies at warn.
 /// The embedded broker is silenced because it logs every client disconnect as an error;
 /// `RUST_LOG=info,rumqttd=info` shows it.

@@ -3,6 +3,11 @@
 use clap::Parser;
 use valmetal_loadtest::{Args, run};
 
+/// The same allocator as the `valmetal` binary, so the engine run inside the harness costs
+/// what a deployed engine does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
