@@ -189,7 +189,7 @@ pub fn due_condition(
     let reason = driver.map_or_else(String::new, |interval| {
         format!(
             " by {}: {:.1} of {}",
-            measure_name(interval.measure),
+            measure_label(interval.measure),
             interval.used.unwrap_or(0.0),
             interval.every
         )
@@ -218,6 +218,15 @@ pub fn due_condition(
         inputs,
         quiet_after_clear_ms: i64::try_from(reraise_after.as_millis()).unwrap_or(i64::MAX),
     })
+}
+
+/// Returns the words for `measure` in an alarm message, such as `run hours`.
+fn measure_label(measure: Measure) -> &'static str {
+    match measure {
+        Measure::Days => "days",
+        Measure::RunHours => "run hours",
+        Measure::Cycles => "cycles",
+    }
 }
 
 fn measure_name(measure: Measure) -> &'static str {
@@ -283,6 +292,11 @@ mod tests {
         let condition = due_condition("Fan 1", &due, Duration::from_secs(60)).unwrap();
         assert_eq!(&*condition.rule, "maintenance.grease");
         assert_eq!(condition.severity, Severity::Warning);
+        assert!(
+            condition.message.contains("by run hours: 105.0 of 100"),
+            "{}",
+            condition.message
+        );
     }
 
     #[test]
