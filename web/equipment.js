@@ -434,7 +434,7 @@ function renderWorkOrders(orders, tasks, path) {
         const body = { notes: String(data.get('notes') ?? '') };
         const task = String(data.get('task_id') ?? '');
         const by = String(data.get('performed_by') ?? '').trim();
-        // The field holds the browser's local time, which Date reads as such.
+        // The field contains the browser's local time, which Date parses as local time.
         const at = String(data.get('performed_at') ?? '');
         if (task !== '') body.task_id = task;
         if (by !== '') body.performed_by = by;

@@ -682,8 +682,8 @@ async fn documents_on_disk_by_signed_urls() {
     engine.shutdown().await;
 }
 
-/// A stored file is not replaced through its still-valid upload URL, and file bodies and
-/// URLs that are refused get JSON errors that say why.
+/// A stored file is not replaced through its still-valid upload URL, and rejected file bodies
+/// and URLs get JSON errors that give the reason.
 async fn check_stored_file_kept(engine: &Harness, admin: SocketAddr, id: &str, created: &Value) {
     let document_id = created["document"]["document_id"].as_str().unwrap();
     let (status, _) = send_signed(admin, &created["upload"], Some(b"abc".to_vec())).await;

@@ -218,10 +218,7 @@ impl EquipmentConfig {
             problems.extend(profile_problems(profile));
         }
         for (index, plan) in self.plans.iter().enumerate() {
-            if self.plans[..index]
-                .iter()
-                .any(|other| other.equipment_type == plan.equipment_type)
-            {
+            if is_repeat(&self.plans, index, |plan| &plan.equipment_type) {
                 problems.push(format!(
                     "`equipment.plans` has two plans for `{}`; merge their tasks into one",
                     plan.equipment_type
@@ -266,10 +263,7 @@ fn profile_problems(profile: &EquipmentProfile) -> Vec<String> {
                 counter.name
             ));
         }
-        if profile.counters[..index]
-            .iter()
-            .any(|other| other.name == counter.name)
-        {
+        if is_repeat(&profile.counters, index, |counter| &counter.name) {
             problems.push(format!(
                 "{label}: counter `{}` is defined twice",
                 counter.name
@@ -296,7 +290,7 @@ fn plan_problems(plan: &MaintenancePlan, profiles: &[EquipmentProfile]) -> Vec<S
                 "{label}: `title` is empty; name the work, e.g. \"Grease the bearings\""
             ));
         }
-        if plan.tasks[..index].iter().any(|other| other.id == task.id) {
+        if is_repeat(&plan.tasks, index, |task| &task.id) {
             problems.push(format!(
                 "{label}: the id is used twice in the plan; rename one"
             ));
@@ -318,6 +312,12 @@ fn plan_problems(plan: &MaintenancePlan, profiles: &[EquipmentProfile]) -> Vec<S
         }
     }
     problems
+}
+
+/// Returns whether an item before `index` has the same key as the item at `index`.
+fn is_repeat<T, K: PartialEq + ?Sized>(items: &[T], index: usize, key: impl Fn(&T) -> &K) -> bool {
+    let own = key(&items[index]);
+    items[..index].iter().any(|other| key(other) == own)
 }
 
 fn is_task_id(id: &str) -> bool {
@@ -354,13 +354,13 @@ pub fn interval_problem(field: &str, every: f64) -> Option<String> {
     if INTERVAL_RANGE.contains(&every) {
         return None;
     }
-    let shown = if (1e-3..1e9).contains(&every.abs()) || every == 0.0 {
+    let value_text = if (1e-3..1e9).contains(&every.abs()) || every == 0.0 {
         every.to_string()
     } else {
         format!("{every:e}")
     };
     Some(format!(
-        "`{field}` is {shown}; use {} to {}",
+        "`{field}` is {value_text}; use {} to {}",
         INTERVAL_RANGE.start(),
         INTERVAL_RANGE.end()
     ))

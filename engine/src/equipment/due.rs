@@ -76,8 +76,8 @@ pub struct DueInputs<'a> {
     pub counters: &'a BTreeMap<String, CounterState>,
     /// The counters when the device was linked, the baseline before any work order.
     pub link_counters: &'a BTreeMap<String, f64>,
-    /// When the device was linked. A work order recorded before it holds another device's
-    /// counters, so the link's counters are the baseline instead.
+    /// When the device was linked. A work order recorded before it contains another
+    /// device's counters, so the link's counters are the baseline instead.
     pub linked_at: Option<i64>,
     /// Work orders of the equipment, newest first.
     pub work_orders: &'a [WorkOrder],

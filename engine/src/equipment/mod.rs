@@ -117,7 +117,8 @@ impl EquipmentService {
         })
     }
 
-    /// Returns the current counter values of `device_id`; none for no or an unknown device.
+    /// Returns the current counter values of `device_id`, empty without a device or for an
+    /// unknown one.
     pub async fn device_counters(&self, device_id: Option<&str>) -> BTreeMap<String, f64> {
         let Some(device) = device_id.and_then(|id| DeviceId::parse(id).ok()) else {
             return BTreeMap::new();

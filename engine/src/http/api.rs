@@ -36,6 +36,13 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Returns whether `farm` uses only the characters of a farm id: letters, digits, `-`, `_`
+/// and `.`.
+pub fn has_farm_id_characters(farm: &str) -> bool {
+    farm.chars()
+        .all(|character| character.is_ascii_alphanumeric() || "-_.".contains(character))
+}
+
 /// Largest JSON request body, in bytes.
 pub const JSON_BODY_LIMIT: usize = 2 * 1024 * 1024;
 

@@ -15,8 +15,8 @@ use valmetal_ws_gateway::protocol::DeviceState;
 
 use super::HttpState;
 use super::api::{
-    ApiError, ApiPath, ApiQuery, JsonBody, changeable_device, device_not_found, page_limit,
-    parse_device, store_unavailable, visible_device,
+    ApiError, ApiPath, ApiQuery, JsonBody, changeable_device, device_not_found,
+    has_farm_id_characters, page_limit, parse_device, store_unavailable, visible_device,
 };
 use crate::auth::Principal;
 use crate::auth::error::forbidden;
@@ -276,11 +276,7 @@ fn checked_name(name: Option<String>, device: &DeviceId) -> Result<String, ApiEr
 }
 
 fn checked_farm(farm: String) -> Result<String, ApiError> {
-    let valid = !farm.is_empty()
-        && farm.len() <= 64
-        && farm
-            .chars()
-            .all(|character| character.is_ascii_alphanumeric() || "-_.".contains(character));
+    let valid = !farm.is_empty() && farm.len() <= 64 && has_farm_id_characters(&farm);
     if valid {
         Ok(farm)
     } else {

@@ -241,7 +241,7 @@ pub async fn delete_document(
 // === signed disk URLs ===
 
 /// The query of a signed file URL. Both fields are optional here so that a URL missing one
-/// gets a reply that says how to obtain a valid URL.
+/// gets a reply that explains how to obtain a valid URL.
 #[derive(Debug, Deserialize)]
 pub struct SignedQuery {
     /// Expiry, in seconds since the Unix epoch.

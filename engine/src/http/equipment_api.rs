@@ -15,7 +15,7 @@ use valmetal_actors::DeviceId;
 use valmetal_actors::clock::now_ms;
 
 use super::HttpState;
-use super::api::{ApiError, ApiPath, ApiQuery, JsonBody};
+use super::api::{ApiError, ApiPath, ApiQuery, JsonBody, has_farm_id_characters};
 use crate::auth::Principal;
 use crate::equipment::EquipmentService;
 use crate::store::equipment_records::{EquipmentRecord, RecordFields};
@@ -281,11 +281,7 @@ fn validate(mut fields: RecordFields) -> Result<RecordFields, ApiError> {
             ));
         }
     }
-    let farm_valid = fields
-        .farm_id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    if !farm_valid {
+    if !has_farm_id_characters(&fields.farm_id) {
         problems.push(format!(
             "`farm_id` \"{}\" may contain only letters, digits, '-', '_' and '.'",
             fields.farm_id

@@ -17,8 +17,8 @@ pub struct EquipmentRecord {
     #[serde(flatten)]
     pub fields: RecordFields,
     /// Counter values of the linked device when it was linked. Run-hour and cycle intervals
-    /// count from them until a task's first work order, so usage the device counted for
-    /// other equipment is not charged to this one.
+    /// count from them until a work order recorded after the link, so usage the device
+    /// counted for other equipment is not charged to this one.
     pub link_counters: BTreeMap<String, f64>,
     /// Engine time the device was linked, in milliseconds since the Unix epoch; `None`
     /// without a device. Work orders recorded before it counted another device's values.

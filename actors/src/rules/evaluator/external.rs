@@ -342,9 +342,9 @@ mod tests {
         assert!(evaluator.command(&command, 3_000).is_err());
     }
 
-    #[test]
-    fn hand_cleared_alarm_stays_quiet_until_urgent_or_late() {
-        let mut evaluator = evaluator();
+    /// Raises a `maintenance.belt` warning at 1 s and clears it by hand at 2 s; returns the
+    /// clear request.
+    fn raise_warning_then_clear(evaluator: &mut RuleEvaluator) -> AlarmCommand {
         let raised = evaluator
             .set_external(
                 "maintenance.belt",
@@ -360,6 +360,13 @@ mod tests {
             by: Arc::from("tech"),
         };
         evaluator.command(&clear, 2_000).unwrap();
+        clear
+    }
+
+    #[test]
+    fn hand_clear_quiet_until_overdue_or_late() {
+        let mut evaluator = evaluator();
+        let clear = raise_warning_then_clear(&mut evaluator);
         let again = |evaluator: &mut RuleEvaluator, severity, now| {
             evaluator.set_external("maintenance.belt", Some(due(severity)), None, now)
         };
@@ -399,21 +406,7 @@ mod tests {
     #[test]
     fn ended_condition_forgets_the_hand_clear() {
         let mut evaluator = evaluator();
-        let raised = evaluator
-            .set_external(
-                "maintenance.belt",
-                Some(due(Severity::Warning)),
-                None,
-                1_000,
-            )
-            .pop()
-            .unwrap();
-        let clear = AlarmCommand {
-            alarm_id: raised.alarm.id.to_string(),
-            action: AlarmAction::Clear,
-            by: Arc::from("tech"),
-        };
-        evaluator.command(&clear, 2_000).unwrap();
+        raise_warning_then_clear(&mut evaluator);
         assert!(
             evaluator
                 .set_external("maintenance.belt", None, None, 3_000)

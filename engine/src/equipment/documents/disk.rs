@@ -81,8 +81,8 @@ impl DiskFiles {
         Ok(())
     }
 
-    /// Removes the directories between `path` and the store's directory while they are
-    /// empty; `remove_dir` refuses a directory that still holds a file.
+    /// Removes the empty directories between `path` and the store's directory. It stops at
+    /// the first directory that still contains a file, where `remove_dir` fails.
     async fn remove_empty_parents(&self, path: &Path) {
         let mut current = path.parent();
         while let Some(dir) = current.filter(|dir| *dir != self.dir && dir.starts_with(&self.dir)) {
