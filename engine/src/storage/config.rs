@@ -11,6 +11,12 @@ use crate::sinks::dynamodb::DynamoConfig;
 use crate::sinks::timestream::TimestreamConfig;
 use crate::sinks::{BatcherConfig, Overflow};
 
+/// Records per time-series batch by default. SQLite commits each batch as one transaction
+/// whose cost is mostly the pages it rewrites, so larger batches cost less per record:
+/// 1,000 instead of 100 carried 1.7 times the frames per second in the direct feed.
+/// Timestream splits a batch into requests of 100, sent one after another.
+const TIMESERIES_BATCH_RECORDS: usize = 1000;
+
 /// A store of telemetry history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -78,7 +84,10 @@ impl Default for StorageConfig {
             timeseries: vec![TimeSeriesTarget::Sql],
             shadows: ShadowTarget::Sql,
             journal: JournalConfig::default(),
-            timeseries_batch: BatcherConfig::default(),
+            timeseries_batch: BatcherConfig {
+                max_records: TIMESERIES_BATCH_RECORDS,
+                ..BatcherConfig::default()
+            },
             shadow_batch: BatcherConfig {
                 max_records: 500,
                 capacity: 1_000_000,

@@ -126,14 +126,11 @@ impl Sink for EquipmentStore {
             .bind(equipment.farm.as_deref())
             .bind(&equipment.name)
             .bind(now)
-            .execute(&mut *transaction)
+            .execute(&mut **transaction)
             .await
             .map_err(|error| classify(&error))?;
         }
-        transaction
-            .commit()
-            .await
-            .map_err(|error| classify(&error))?;
+        transaction.commit().await?;
         Ok(BatchOutcome::default())
     }
 }

@@ -60,17 +60,14 @@ impl ShadowStore for SqlShadowStore {
             .bind(version)
             .bind(text)
             .bind(now)
-            .execute(&mut *transaction)
+            .execute(&mut **transaction)
             .await
             .map_err(|error| classify(&error))?;
             if result.rows_affected() == 0 {
                 outcome.superseded.push(index);
             }
         }
-        transaction
-            .commit()
-            .await
-            .map_err(|error| classify(&error))?;
+        transaction.commit().await?;
         Ok(outcome)
     }
 

@@ -134,11 +134,11 @@ impl SqlTelemetry {
                     .bind(row.version);
             }
             query
-                .execute(&mut *transaction)
+                .execute(&mut **transaction)
                 .await
                 .map_err(|error| classify(&error))?;
         }
-        transaction.commit().await.map_err(|error| classify(&error))
+        transaction.commit().await
     }
 }
 
