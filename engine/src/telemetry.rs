@@ -1,6 +1,8 @@
 //! Metrics of the engine's own stages, emitted through typed events.
 
-use metrics::{counter, gauge};
+use std::sync::LazyLock;
+
+use metrics::{Counter, counter, gauge};
 
 const MESSAGES_REJECTED_TOTAL: &str = "telemetry_ingest_messages_rejected_total";
 const FRAMES_ACCEPTED_TOTAL: &str = "telemetry_ingest_frames_accepted_total";
@@ -25,9 +27,13 @@ impl IngestMessageRejected {
 /// Frames of one message passed validation.
 pub struct IngestFramesAccepted(pub usize);
 
+/// Looked up once, on the first message, instead of on every message; the engine installs its
+/// recorder before ingest starts.
+static FRAMES_ACCEPTED: LazyLock<Counter> = LazyLock::new(|| counter!(FRAMES_ACCEPTED_TOTAL));
+
 impl IngestFramesAccepted {
     pub fn emit(self) {
-        counter!(FRAMES_ACCEPTED_TOTAL).increment(self.0 as u64);
+        FRAMES_ACCEPTED.increment(self.0 as u64);
     }
 }
 

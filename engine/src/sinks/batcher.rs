@@ -354,10 +354,9 @@ impl<S: Sink> BatchJob<S> {
             metrics::superseded(name, superseded);
         }
         let written: Vec<_> = slots.into_iter().flatten().collect();
-        metrics::sent(name, written.len());
-        for envelope in &written {
-            metrics::record_delay(name, envelope.queued_at.elapsed());
-        }
+        self.queue
+            .metrics()
+            .sent(written.iter().map(|envelope| envelope.queued_at.elapsed()));
         debug_assert!(written.len() + retry.len() + refused.len() + superseded <= total);
         if !refused.is_empty() {
             self.dead_letter.write(name, refused).await;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 
 const QUEUED: &str = "telemetry_sink_records_queued";
 const SENT_TOTAL: &str = "telemetry_sink_records_sent_total";
@@ -15,16 +15,6 @@ const REQUESTS_TOTAL: &str = "telemetry_sink_requests_total";
 const REQUEST_SECONDS: &str = "telemetry_sink_request_duration_seconds";
 const RECORD_DELAY_SECONDS: &str = "telemetry_sink_record_delay_seconds";
 
-/// Records waiting in a sink's queue or in flight.
-pub fn queued(sink: &'static str, records: usize) {
-    gauge!(QUEUED, "sink" => sink).set(records as f64);
-}
-
-/// Records the store accepted.
-pub fn sent(sink: &'static str, records: usize) {
-    counter!(SENT_TOTAL, "sink" => sink).increment(records as u64);
-}
-
 /// Records sent again after a failure or a partial reply.
 pub fn retried(sink: &'static str, records: usize) {
     counter!(RETRIED_TOTAL, "sink" => sink).increment(records as u64);
@@ -35,19 +25,9 @@ pub fn rejected(sink: &'static str, reason: &'static str, records: usize) {
     counter!(REJECTED_TOTAL, "sink" => sink, "reason" => reason).increment(records as u64);
 }
 
-/// Records not queued because the queue was full and the overflow policy drops.
-pub fn dropped(sink: &'static str, records: usize) {
-    counter!(DROPPED_TOTAL, "sink" => sink).increment(records as u64);
-}
-
 /// Records not written because the store has a newer version.
 pub fn superseded(sink: &'static str, records: usize) {
     counter!(SUPERSEDED_TOTAL, "sink" => sink).increment(records as u64);
-}
-
-/// Records replaced in the queue by a newer one of the same key before being written.
-pub fn coalesced(sink: &'static str) {
-    counter!(COALESCED_TOTAL, "sink" => sink).increment(1);
 }
 
 /// Counts one write request that ended with `outcome` (`ok`, `partial` or an error reason)
@@ -57,7 +37,50 @@ pub fn request(sink: &'static str, outcome: &'static str, elapsed: Duration) {
     histogram!(REQUEST_SECONDS, "sink" => sink).record(elapsed.as_secs_f64());
 }
 
-/// Time from a record's queueing to its write.
-pub fn record_delay(sink: &'static str, elapsed: Duration) {
-    histogram!(RECORD_DELAY_SECONDS, "sink" => sink).record(elapsed.as_secs_f64());
+/// The metrics a sink updates for every record, their handles looked up once when its queue
+/// is built instead of in the registry on every record. The engine installs its recorder
+/// before it builds any queue; a queue built with no recorder installed updates nothing.
+pub struct RecordMetrics {
+    /// Records waiting in the queue or in flight.
+    queued: Gauge,
+    /// Records replaced in the queue by a newer one of the same key before being written.
+    coalesced: Counter,
+    /// Records not queued because the queue was full and the overflow policy drops.
+    dropped: Counter,
+    /// Records the store accepted.
+    sent: Counter,
+    /// Time from a record's queueing to its write.
+    delay: Histogram,
+}
+
+impl RecordMetrics {
+    pub fn new(sink: &'static str) -> Self {
+        Self {
+            queued: gauge!(QUEUED, "sink" => sink),
+            coalesced: counter!(COALESCED_TOTAL, "sink" => sink),
+            dropped: counter!(DROPPED_TOTAL, "sink" => sink),
+            sent: counter!(SENT_TOTAL, "sink" => sink),
+            delay: histogram!(RECORD_DELAY_SECONDS, "sink" => sink),
+        }
+    }
+
+    pub fn queued(&self, records: usize) {
+        self.queued.set(records as f64);
+    }
+
+    pub fn coalesced(&self) {
+        self.coalesced.increment(1);
+    }
+
+    pub fn dropped(&self) {
+        self.dropped.increment(1);
+    }
+
+    /// Counts `written` records as sent, each with its time in the queue.
+    pub fn sent(&self, written: impl ExactSizeIterator<Item = Duration>) {
+        self.sent.increment(written.len() as u64);
+        for delay in written {
+            self.delay.record(delay.as_secs_f64());
+        }
+    }
 }

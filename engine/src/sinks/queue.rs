@@ -14,7 +14,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use valmetal_actors::retained::{Retained, hold};
 
-use super::{Sink, metrics};
+use super::Sink;
+use super::metrics::RecordMetrics;
 
 /// Policy of a full queue for one more record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,11 +95,13 @@ pub struct SinkQueue<S: Sink> {
     closing: Notify,
     capacity: usize,
     overflow: Overflow,
+    metrics: RecordMetrics,
 }
 
 impl<S: Sink> SinkQueue<S> {
     pub fn new(sink: Arc<S>, capacity: usize, overflow: Overflow) -> Self {
         Self {
+            metrics: RecordMetrics::new(sink.name()),
             sink,
             pending: Mutex::new(Pending {
                 list: VecDeque::new(),
@@ -117,6 +120,10 @@ impl<S: Sink> SinkQueue<S> {
 
     pub fn sink(&self) -> &Arc<S> {
         &self.sink
+    }
+
+    pub(super) fn metrics(&self) -> &RecordMetrics {
+        &self.metrics
     }
 
     /// Queues `record`, waiting for room when the queue is full and the policy is `Wait`.
@@ -164,7 +171,6 @@ impl<S: Sink> SinkQueue<S> {
     }
 
     fn offer(&self, envelope: Envelope<S::Record>) -> Result<(), (Envelope<S::Record>, PushError)> {
-        let name = self.sink.name();
         let key = self.sink.coalesce_key(&envelope.record);
         let mut pending = self.pending.lock();
         if pending.closed.is_some() {
@@ -179,12 +185,12 @@ impl<S: Sink> SinkQueue<S> {
                 hold(&mut existing.held, handle);
             }
             pending.bytes = pending.bytes + added - freed;
-            metrics::coalesced(name);
+            self.metrics.coalesced();
             return Ok(());
         }
         if pending.len() >= self.capacity {
             if self.overflow == Overflow::Drop {
-                metrics::dropped(name, 1);
+                self.metrics.dropped();
             }
             return Err((envelope, PushError::Full));
         }
@@ -196,7 +202,7 @@ impl<S: Sink> SinkQueue<S> {
             }
             None => pending.list.push_back(envelope),
         }
-        metrics::queued(name, pending.len());
+        self.metrics.queued(pending.len());
         drop(pending);
         self.arrived.notify_one();
         Ok(())
@@ -270,7 +276,7 @@ impl<S: Sink> SinkQueue<S> {
             pending.order.push_front(key);
         }
         pending.bytes -= bytes;
-        metrics::queued(self.sink.name(), pending.len());
+        self.metrics.queued(pending.len());
         drop(pending);
         if !batch.is_empty() {
             self.room.notify_waiters();
