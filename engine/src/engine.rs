@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -355,6 +356,13 @@ async fn serve_http(
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut drain_started = stopped.clone();
+    // Nagle's algorithm would hold a small WebSocket update back until the browser's delayed
+    // acknowledgement of the previous one, about 40 ms.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY not set on an HTTP connection");
+        }
+    });
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         let _ = drain_started.changed().await;
     });

@@ -299,7 +299,7 @@ impl Client {
     > {
         let (mut socket, _) = tokio::time::timeout(
             Duration::from_secs(30),
-            tokio_tungstenite::connect_async(&self.url),
+            tokio_tungstenite::connect_async_with_config(&self.url, None, true),
         )
         .await
         .context("WebSocket connection timed out after 30 s")?

@@ -25,6 +25,11 @@ use crate::telemetry::{GatewayClientMessageRejected, GatewayMessageSent};
 /// Largest message a client may send, in bytes.
 pub const MAX_CLIENT_MESSAGE_BYTES: usize = 1024 * 1024;
 
+/// Read buffer of a client's socket. Clients send only small requests, and the 128 KiB default
+/// was most of the memory each connected dashboard cost; a larger message still arrives
+/// whole, over several reads.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
 /// Items the writer takes from a client's queue per wake-up.
 const WRITE_BATCH: usize = 256;
 
@@ -43,6 +48,7 @@ async fn upgrade(
     let access = access.map(|Extension(access)| access).unwrap_or_default();
     socket
         .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| serve_client(hub, socket, access))
 }
 
