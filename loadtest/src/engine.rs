@@ -225,6 +225,10 @@ pub struct EngineCounters {
     pub queue_overflows: u64,
     pub actors: u64,
     pub clients: u64,
+    /// Records waiting in the stores' queues, all sinks together (a gauge).
+    pub sink_queued: u64,
+    /// Records the stores accepted, all sinks together.
+    pub sink_sent: u64,
 }
 
 impl EngineCounters {
@@ -268,6 +272,8 @@ impl EngineCounters {
                 "telemetry_gateway_queue_overflows_total" => counters.queue_overflows = value,
                 "telemetry_registry_actors" => counters.actors = value,
                 "telemetry_gateway_clients" => counters.clients = value,
+                "telemetry_sink_records_queued" => counters.sink_queued += value,
+                "telemetry_sink_records_sent_total" => counters.sink_sent += value,
                 _ => {}
             }
         }
@@ -298,6 +304,8 @@ impl EngineCounters {
             queue_overflows: self.queue_overflows.saturating_sub(earlier.queue_overflows),
             actors: self.actors,
             clients: self.clients,
+            sink_queued: self.sink_queued,
+            sink_sent: self.sink_sent.saturating_sub(earlier.sink_sent),
         }
     }
 }

@@ -78,6 +78,11 @@ pub struct EngineSummary {
     pub cpu_us_per_frame: f64,
     /// Average CPU use over the run, in percent of one core.
     pub cpu_percent: f64,
+    /// Whether the stores' queues emptied within the drain limit; the CPU figures include
+    /// storing the frames only up to that point.
+    pub stores_drained: bool,
+    /// Time from the last accepted frame until the stores' queues were empty.
+    pub store_drain_seconds: f64,
     pub rss_start_bytes: u64,
     pub rss_end_bytes: u64,
     /// Resident memory added per connected dashboard client, before any frame.
@@ -224,6 +229,17 @@ fn write_engine(out: &mut String, engine: &EngineSummary) {
         } else {
             ""
         }
+    );
+    let _ = writeln!(
+        out,
+        "stores         {} records written; {} {:.1} s after the last frame",
+        counters.sink_sent,
+        if engine.stores_drained {
+            "queues empty"
+        } else {
+            "records still queued at the drain limit,"
+        },
+        engine.store_drain_seconds
     );
     let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
     let _ = writeln!(

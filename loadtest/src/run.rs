@@ -334,6 +334,37 @@ async fn wait_until_stable(limit: Duration, current: impl Fn() -> u64, target: u
     }
 }
 
+/// How the stores' queues emptied after the engine took the last frame.
+#[derive(Debug, Clone, Copy)]
+struct StoreDrain {
+    waited: Duration,
+    /// False when records were still queued at the limit.
+    drained: bool,
+}
+
+/// Waits, up to `limit`, until the engine's sink queues are empty and their written counts
+/// have stopped moving, so the CPU time measured next includes storing every frame.
+async fn wait_for_stores(
+    limit: Duration,
+    addr: SocketAddr,
+    token: Option<&str>,
+) -> anyhow::Result<StoreDrain> {
+    let started = Instant::now();
+    let mut last_sent = None;
+    loop {
+        let counters = read_counters(addr, token).await?;
+        let settled = counters.sink_queued == 0 && last_sent == Some(counters.sink_sent);
+        if settled || started.elapsed() >= limit {
+            return Ok(StoreDrain {
+                waited: started.elapsed(),
+                drained: settled,
+            });
+        }
+        last_sent = Some(counters.sink_sent);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 async fn start_engine(
     args: &Args,
     host: &str,
@@ -500,6 +531,7 @@ async fn engine_phase(
         .await;
     }
     let (last_accepted_at, _) = sampler.stop().await;
+    let stores = wait_for_stores(args.drain, engine.http_addr, token).await?;
     let counters_end = read_counters(engine.http_addr, token).await?;
     let process_end = sample(engine.pid);
     let _ = stop_sender.send(true);
@@ -516,6 +548,7 @@ async fn engine_phase(
         report.ceiling.as_ref(),
         counters,
         last_accepted_at,
+        stores,
         [process_start, process_clients, process_end],
         dashboard_options.clients,
     );
@@ -626,6 +659,7 @@ fn summarize_engine(
     ceiling: Option<&CeilingSummary>,
     counters: EngineCounters,
     last_accepted_at: Duration,
+    stores: StoreDrain,
     [start, with_clients, end]: [ProcessSample; 3],
     clients: u32,
 ) -> EngineSummary {
@@ -638,7 +672,10 @@ fn summarize_engine(
         fraction_of_ceiling: ceiling.map(|ceiling| rate / ceiling.rate.max(1e-9)),
         cpu_seconds,
         cpu_us_per_frame: cpu_seconds * 1e6 / counters.frames_accepted.max(1) as f64,
-        cpu_percent: cpu_seconds * 100.0 / last_accepted_at.as_secs_f64().max(1e-3),
+        cpu_percent: cpu_seconds * 100.0
+            / (last_accepted_at + stores.waited).as_secs_f64().max(1e-3),
+        stores_drained: stores.drained,
+        store_drain_seconds: stores.waited.as_secs_f64(),
         rss_start_bytes: start.rss_bytes,
         rss_end_bytes: end.rss_bytes,
         rss_per_client_bytes: (clients > 0 && engine.pid.is_some()).then(|| {
