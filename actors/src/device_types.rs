@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use dashmap::DashMap;
+use crate::device_map::DeviceMap;
 use serde::{Deserialize, Serialize};
 
 /// Type given to a device that no pattern matches.
@@ -87,7 +87,7 @@ impl DeviceTypes {
 #[derive(Debug, Clone, Default)]
 pub struct Farms {
     patterns: PatternMap,
-    assigned: Arc<DashMap<String, Option<Arc<str>>>>,
+    assigned: Arc<DeviceMap<String, Option<Arc<str>>>>,
 }
 
 impl Farms {

@@ -7,6 +7,7 @@
 pub mod actor;
 pub mod clock;
 pub mod device_id;
+pub mod device_map;
 pub mod device_types;
 pub mod document;
 pub mod equipment;

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::device_map::DeviceMap;
 use actix::dev::SendError;
 use actix::dev::ToEnvelope;
 use actix::{Actor, Addr, ArbiterHandle, Handler, MailboxError, Message};
-use dashmap::DashMap;
 use parking_lot::RwLock;
 
 use crate::actor::{
@@ -41,7 +41,7 @@ pub struct ActorSetup {
 
 /// Addresses of all device actors, by device id.
 pub struct DeviceRegistry {
-    actors: DashMap<DeviceId, Addr<DeviceActor>>,
+    actors: DeviceMap<DeviceId, Addr<DeviceActor>>,
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: AtomicUsize,
     /// The rule book new actors start with; replaced as a whole on reload.
@@ -53,7 +53,7 @@ impl DeviceRegistry {
     /// Creates an empty registry whose actors run on `runtime`'s arbiters.
     pub fn new(runtime: &ActorRuntime, setup: ActorSetup) -> Self {
         Self {
-            actors: DashMap::new(),
+            actors: DeviceMap::default(),
             arbiters: runtime.arbiters().to_vec(),
             next_arbiter: AtomicUsize::new(0),
             rules: RwLock::new(Arc::new(setup.rules.clone())),

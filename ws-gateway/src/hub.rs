@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
+use valmetal_actors::device_map::DeviceMap;
 use valmetal_actors::rules::evaluator::MAX_UNACKNOWLEDGED;
 use valmetal_actors::rules::{Alarm, AlarmEvent, AlarmState, Transition};
 use valmetal_actors::{
@@ -50,11 +51,11 @@ impl Client {
 
 /// Device state and client subscriptions.
 pub struct Hub {
-    views: DashMap<DeviceId, DeviceState>,
+    views: DeviceMap<DeviceId, DeviceState>,
     farms: Farms,
     clients: DashMap<u64, Arc<Client>>,
     all_subscribers: RwLock<Vec<Arc<Client>>>,
-    device_subscribers: DashMap<DeviceId, Vec<Arc<Client>>>,
+    device_subscribers: DeviceMap<DeviceId, Vec<Arc<Client>>>,
     next_client_id: AtomicU64,
     max_queued_events: usize,
 }
@@ -69,11 +70,11 @@ impl Hub {
     /// limited to some farms see only those devices.
     pub fn with_farms(max_queued_events: usize, farms: Farms) -> Self {
         Self {
-            views: DashMap::new(),
+            views: DeviceMap::default(),
             farms,
             clients: DashMap::new(),
             all_subscribers: RwLock::new(Vec::new()),
-            device_subscribers: DashMap::new(),
+            device_subscribers: DeviceMap::default(),
             next_client_id: AtomicU64::new(1),
             max_queued_events,
         }
