@@ -62,7 +62,7 @@ impl AlarmHistory {
     /// Returns the database error; nothing of the batch is written then.
     pub async fn insert(&self, events: &[AlarmEvent]) -> Result<(), sqlx::Error> {
         let recorded_at = now_ms();
-        let mut transaction = self.database.pool().begin().await?;
+        let mut transaction = self.database.begin_writer().await?;
         for event in events {
             let alarm = &event.alarm;
             sqlx::query(
@@ -88,7 +88,7 @@ impl AlarmHistory {
             .bind(event.operator.as_ref().map(|operator| &*operator.by))
             .bind(alarm.shelved_until)
             .bind(recorded_at)
-            .execute(&mut *transaction)
+            .execute(&mut **transaction)
             .await?;
         }
         transaction.commit().await

@@ -72,7 +72,7 @@ pub struct Database {
     writer: Option<Arc<Semaphore>>,
 }
 
-/// A sink's write transaction, holding the SQLite writer permit until it ends.
+/// A write transaction, holding the SQLite writer permit until it ends.
 pub struct WriteTransaction {
     transaction: Transaction<'static, Any>,
     _permit: Option<OwnedSemaphorePermit>,
@@ -83,12 +83,9 @@ impl WriteTransaction {
     ///
     /// # Errors
     ///
-    /// Returns the classified error of the commit.
-    pub async fn commit(self) -> Result<(), SinkError> {
-        self.transaction
-            .commit()
-            .await
-            .map_err(|error| classify(&error))
+    /// Returns the database error of the commit.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.transaction.commit().await
     }
 }
 
@@ -202,28 +199,36 @@ impl Database {
         })
     }
 
-    /// Begins a transaction of a sink's write, its failure classified for the batcher. On
-    /// SQLite it first waits for the writer permit, then takes the write lock at once
-    /// (`BEGIN IMMEDIATE`), so writers outside the sinks wait at most the busy timeout.
+    /// Begins a transaction of a sink's write, its failure classified for the batcher.
     ///
     /// # Errors
     ///
     /// Returns the classified error when no connection can be had.
     pub async fn begin_write(&self) -> Result<WriteTransaction, SinkError> {
+        self.begin_writer().await.map_err(|error| classify(&error))
+    }
+
+    /// Begins a transaction that writes in bulk: the sinks' batches and the alarm history.
+    /// On SQLite it first waits for the writer permit, in arrival order, then takes the write
+    /// lock at once (`BEGIN IMMEDIATE`), so other writers wait at most the busy timeout.
+    ///
+    /// # Errors
+    ///
+    /// Returns the database error when no connection can be had.
+    pub async fn begin_writer(&self) -> Result<WriteTransaction, sqlx::Error> {
         let permit = match &self.writer {
             Some(writer) => Some(
                 Arc::clone(writer)
                     .acquire_owned()
                     .await
-                    .map_err(|_| SinkError::retriable("unavailable", "the database is closing"))?,
+                    .map_err(|_| sqlx::Error::PoolClosed)?,
             ),
             None => None,
         };
         let transaction = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
-        }
-        .map_err(|error| classify(&error))?;
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
         Ok(WriteTransaction {
             transaction,
             _permit: permit,

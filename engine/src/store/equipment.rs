@@ -130,7 +130,10 @@ impl Sink for EquipmentStore {
             .await
             .map_err(|error| classify(&error))?;
         }
-        transaction.commit().await?;
+        transaction
+            .commit()
+            .await
+            .map_err(|error| classify(&error))?;
         Ok(BatchOutcome::default())
     }
 }

@@ -67,7 +67,10 @@ impl ShadowStore for SqlShadowStore {
                 outcome.superseded.push(index);
             }
         }
-        transaction.commit().await?;
+        transaction
+            .commit()
+            .await
+            .map_err(|error| classify(&error))?;
         Ok(outcome)
     }
 
