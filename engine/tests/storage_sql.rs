@@ -190,8 +190,8 @@ async fn exercise(database: Database) {
     );
     assert_eq!(
         telemetry.prune(11).await.unwrap(),
-        2,
-        "rows received before the cutoff go, whatever their device time"
+        1,
+        "frames received before the cutoff go, whatever their device time"
     );
 
     let equipment = EquipmentStore::new(database.clone());

@@ -1,11 +1,11 @@
 //! Telemetry history in the SQL database: the default time-series store, written through the
 //! batcher, and the source of the dashboard's chart history.
 //!
-//! One row per device, key and device time; a replayed or corrected frame rewrites its rows,
-//! and a row is only replaced by one of an equal or higher version.
+//! One row per device and device time, with the frame's values as one JSON object (`TEXT` in
+//! SQLite, `JSONB` in PostgreSQL). A replayed or corrected frame is merged into its row key by
+//! key, and only by a frame of an equal or higher version; an older one is ignored whole.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -20,7 +20,19 @@ use crate::sinks::{BatchOutcome, Sink, SinkError};
 /// Rows per statement at most, well under both servers' parameter limits.
 const ROWS_PER_STATEMENT: usize = 500;
 /// Parameters per row.
-const PARAMETERS_PER_ROW: usize = 6;
+const PARAMETERS_PER_ROW: usize = 4;
+
+/// Numeric samples of one device between two device times, one row per key and value, for
+/// the history query to bucket. Booleans count as 1 and 0; text values are left out.
+const SQLITE_SAMPLES: &str = "SELECT j.key AS key, t.ts AS ts, CAST(j.value AS REAL) AS v \
+     FROM telemetry t, json_each(t.frame_values) j \
+     WHERE t.device_id = $1 AND ($2 IS NULL OR j.key = $2) AND t.ts >= $3 AND t.ts < $4 \
+     AND j.type IN ('integer', 'real', 'true', 'false')";
+const POSTGRES_SAMPLES: &str = "SELECT j.key AS key, t.ts AS ts, \
+     CASE jsonb_typeof(j.value) WHEN 'number' THEN (j.value)::float8 \
+     WHEN 'boolean' THEN CASE WHEN (j.value)::boolean THEN 1.0 ELSE 0.0 END END AS v \
+     FROM telemetry t, jsonb_each(t.frame_values) j \
+     WHERE t.device_id = $1 AND ($2 IS NULL OR j.key = $2) AND t.ts >= $3 AND t.ts < $4";
 
 /// The `telemetry` table as a sink.
 #[derive(Clone)]
@@ -59,19 +71,23 @@ impl SqlTelemetry {
         bucket_ms: i64,
     ) -> Result<Vec<(String, HistoryPoint)>, sqlx::Error> {
         let bucket_ms = bucket_ms.max(1);
-        let rows = sqlx::query(
-            "SELECT key, (ts / $5) * $5 AS bucket, MIN(value_number) AS min_value, MAX(value_number) AS max_value, \
-             AVG(value_number) AS avg_value, COUNT(*) AS samples FROM telemetry \
-             WHERE device_id = $1 AND ($2 IS NULL OR key = $2) AND ts >= $3 AND ts < $4 AND value_number IS NOT NULL \
-             GROUP BY key, (ts / $5) * $5 ORDER BY key, bucket",
-        )
-        .bind(device)
-        .bind(key)
-        .bind(range.start)
-        .bind(range.end)
-        .bind(bucket_ms)
-        .fetch_all(self.database.pool())
-        .await?;
+        let samples = match self.database.backend() {
+            Backend::Sqlite => SQLITE_SAMPLES,
+            Backend::Postgres => POSTGRES_SAMPLES,
+        };
+        let statement = format!(
+            "SELECT key, (ts / $5) * $5 AS bucket, MIN(v) AS min_value, MAX(v) AS max_value, \
+             AVG(v) AS avg_value, COUNT(*) AS samples FROM ({samples}) AS numeric_samples \
+             WHERE v IS NOT NULL GROUP BY key, (ts / $5) * $5 ORDER BY key, bucket"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(statement))
+            .bind(device)
+            .bind(key)
+            .bind(range.start)
+            .bind(range.end)
+            .bind(bucket_ms)
+            .fetch_all(self.database.pool())
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok((
@@ -88,7 +104,7 @@ impl SqlTelemetry {
             .collect()
     }
 
-    /// Deletes rows the engine received before `cutoff` (engine time), returning how many.
+    /// Deletes frames the engine received before `cutoff` (engine time), returning how many.
     /// Receipt time rather than device time, so replayed recordings stay for the retention.
     ///
     /// # Errors
@@ -102,115 +118,148 @@ impl SqlTelemetry {
         Ok(result.rows_affected())
     }
 
-    /// Returns how many rows are stored, for tests and the demo's summary.
+    /// Returns how many values are stored, all keys of all frames, for tests and the demo's
+    /// summary.
     ///
     /// # Errors
     ///
     /// Returns the database error.
     pub async fn count(&self) -> Result<i64, sqlx::Error> {
-        sqlx::query("SELECT COUNT(*) AS rows_stored FROM telemetry")
+        let statement = match self.database.backend() {
+            Backend::Sqlite => {
+                "SELECT COUNT(*) AS values_stored FROM telemetry t, json_each(t.frame_values)"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) AS values_stored FROM telemetry t, jsonb_each(t.frame_values)"
+            }
+        };
+        sqlx::query(statement)
             .fetch_one(self.database.pool())
             .await?
-            .try_get("rows_stored")
+            .try_get("values_stored")
     }
 
-    async fn insert(&self, rows: &[TelemetryRow<'_>]) -> Result<(), SinkError> {
+    async fn insert(&self, rows: &[FrameRow<'_>]) -> Result<(), SinkError> {
         let mut transaction = self.database.begin_write().await?;
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let statement = insert_statement(chunk.len(), self.database.backend());
             let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
             for row in chunk {
-                let (number, text) = match row.value {
-                    Value::Number(number) => (Some(*number), None),
-                    Value::Bool(flag) => (Some(if *flag { 1.0 } else { 0.0 }), None),
-                    Value::Text(text) => (None, Some(text.to_string())),
-                };
                 query = query
                     .bind(row.device)
-                    .bind(row.key)
                     .bind(row.ts)
-                    .bind(number)
-                    .bind(text)
-                    .bind(row.version);
+                    .bind(row.version)
+                    .bind(frame_values(&row.values));
             }
             query
                 .execute(&mut **transaction)
                 .await
                 .map_err(|error| classify(&error))?;
         }
-        transaction.commit().await
+        transaction.commit().await.map_err(|error| classify(&error))
     }
 }
 
-/// One row to insert.
-struct TelemetryRow<'a> {
+/// One row to insert: the values of one device at one device time.
+struct FrameRow<'a> {
     device: &'a str,
-    key: &'a str,
     ts: i64,
-    value: &'a Value,
     version: i64,
+    values: Vec<(&'a str, &'a Value)>,
+}
+
+impl<'a> FrameRow<'a> {
+    /// Merges `record` in as the store merges a frame into a stored row: a record of an equal
+    /// or higher version replaces the values of its keys and keeps the others; an older one
+    /// changes nothing.
+    fn merge(&mut self, record: &'a TimeSeriesRecord) {
+        if record.version < self.version {
+            return;
+        }
+        self.version = record.version;
+        for (key, value) in &record.values {
+            match self.values.iter_mut().find(|(kept, _)| *kept == &**key) {
+                Some(slot) => slot.1 = value,
+                None => self.values.push((key, value)),
+            }
+        }
+    }
+}
+
+/// Returns the values as one JSON object, in the order given.
+fn frame_values(values: &[(&str, &Value)]) -> String {
+    let mut object = serde_json::Map::with_capacity(values.len());
+    for (key, value) in values {
+        let json = match value {
+            Value::Number(number) => serde_json::Number::from_f64(*number)
+                .map_or(serde_json::Value::Null, serde_json::Value::Number),
+            Value::Bool(flag) => serde_json::Value::Bool(*flag),
+            Value::Text(text) => serde_json::Value::String(text.to_string()),
+        };
+        object.insert((*key).to_owned(), json);
+    }
+    serde_json::Value::Object(object).to_string()
 }
 
 /// Builds the insert of `rows` rows for `backend`.
 ///
 /// SQLite gets anonymous `?` placeholders. SQLite looks each numbered placeholder up in a list
 /// as long as the statement's parameters, so binding a 500-row statement with `$N` costs time
-/// quadratic in its parameters, which dominated the engine's CPU. PostgreSQL needs `$N`.
+/// quadratic in its parameters. PostgreSQL needs `$N`, and a cast of the values to `JSONB`.
 fn insert_statement(rows: usize, backend: Backend) -> String {
-    let mut statement = String::from(
-        "INSERT INTO telemetry (device_id, key, ts, value_number, value_text, version) VALUES ",
-    );
+    let mut statement =
+        String::from("INSERT INTO telemetry (device_id, ts, version, frame_values) VALUES ");
     for row in 0..rows {
         if row > 0 {
             statement.push_str(", ");
         }
-        statement.push('(');
-        let first = row * PARAMETERS_PER_ROW + 1;
-        for number in first..first + PARAMETERS_PER_ROW {
-            if number > first {
-                statement.push_str(", ");
-            }
-            match backend {
-                Backend::Sqlite => statement.push('?'),
-                Backend::Postgres => {
-                    let _ = write!(statement, "${number}");
-                }
+        match backend {
+            Backend::Sqlite => statement.push_str("(?, ?, ?, ?)"),
+            Backend::Postgres => {
+                let first = row * PARAMETERS_PER_ROW + 1;
+                let _ = write!(
+                    statement,
+                    "(${first}, ${}, ${}, ${}::jsonb)",
+                    first + 1,
+                    first + 2,
+                    first + 3
+                );
             }
         }
-        statement.push(')');
     }
-    statement.push_str(
-        " ON CONFLICT (device_id, key, ts) DO UPDATE SET value_number = excluded.value_number, \
-         value_text = excluded.value_text, version = excluded.version WHERE telemetry.version <= excluded.version",
-    );
+    statement.push_str(match backend {
+        Backend::Sqlite => {
+            " ON CONFLICT (device_id, ts) DO UPDATE SET \
+             frame_values = json_patch(telemetry.frame_values, excluded.frame_values), \
+             version = excluded.version WHERE telemetry.version <= excluded.version"
+        }
+        Backend::Postgres => {
+            " ON CONFLICT (device_id, ts) DO UPDATE SET \
+             frame_values = telemetry.frame_values || excluded.frame_values, \
+             version = excluded.version WHERE telemetry.version <= excluded.version"
+        }
+    });
     statement
 }
 
-/// Rows of `batch`, the newest version of each device, key and time only: one statement may
-/// not name the same row twice.
-fn rows(batch: &[TimeSeriesRecord]) -> Vec<TelemetryRow<'_>> {
-    let mut newest: HashMap<(&str, &str, i64), TelemetryRow<'_>> = HashMap::new();
-    for record in batch {
-        for (key, value) in &record.values {
-            let row = TelemetryRow {
+/// Rows of `batch`, one per device and device time, each record merged in by version as the
+/// store would: one statement may not name the same row twice.
+fn rows(batch: &[TimeSeriesRecord]) -> Vec<FrameRow<'_>> {
+    let mut by_version: Vec<&TimeSeriesRecord> = batch.iter().collect();
+    by_version.sort_by_key(|record| record.version);
+    let mut frames: HashMap<(&str, i64), FrameRow<'_>> = HashMap::with_capacity(batch.len());
+    for record in by_version {
+        frames
+            .entry((&*record.device, record.ts))
+            .or_insert_with(|| FrameRow {
                 device: &record.device,
-                key,
                 ts: record.ts,
-                value,
                 version: record.version,
-            };
-            match newest.entry((&*record.device, &**key, record.ts)) {
-                Entry::Occupied(mut kept) if kept.get().version <= row.version => {
-                    kept.insert(row);
-                }
-                Entry::Occupied(_) => {}
-                Entry::Vacant(slot) => {
-                    slot.insert(row);
-                }
-            }
-        }
+                values: Vec::with_capacity(record.values.len()),
+            })
+            .merge(record);
     }
-    newest.into_values().collect()
+    frames.into_values().collect()
 }
 
 impl Sink for SqlTelemetry {
