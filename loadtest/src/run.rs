@@ -334,7 +334,7 @@ async fn wait_until_stable(limit: Duration, current: impl Fn() -> u64, target: u
     }
 }
 
-/// How the stores' queues emptied after the engine took the last frame.
+/// Outcome of waiting for the stores' queues after the engine took the last frame.
 #[derive(Debug, Clone, Copy)]
 struct StoreDrain {
     waited: Duration,

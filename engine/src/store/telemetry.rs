@@ -2,8 +2,8 @@
 //! batcher, and the source of the dashboard's chart history.
 //!
 //! One row per device and device time, with the frame's values as one JSON object (`TEXT` in
-//! SQLite, `JSONB` in PostgreSQL). A replayed or corrected frame is merged into its row key by
-//! key, and only by a frame of an equal or higher version; an older one is ignored whole.
+//! SQLite, `JSONB` in PostgreSQL). A replayed or corrected frame of an equal or higher version
+//! is merged into its row key by key. A frame of a lower version is ignored whole.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -23,7 +23,7 @@ const ROWS_PER_STATEMENT: usize = 500;
 const PARAMETERS_PER_ROW: usize = 4;
 
 /// Numeric samples of one device between two device times, one row per key and value, for
-/// the history query to bucket. Booleans count as 1 and 0; text values are left out.
+/// the history query to bucket. Booleans count as 1 and 0, and text values are left out.
 const SQLITE_SAMPLES: &str = "SELECT j.key AS key, t.ts AS ts, CAST(j.value AS REAL) AS v \
      FROM telemetry t, json_each(t.frame_values) j \
      WHERE t.device_id = $1 AND ($2 IS NULL OR j.key = $2) AND t.ts >= $3 AND t.ts < $4 \
