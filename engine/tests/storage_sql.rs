@@ -193,6 +193,31 @@ async fn exercise(database: Database) {
         1,
         "frames received before the cutoff go, whatever their device time"
     );
+    // The stored frame at 1,000 has version 12. In a batch with an older record of that frame
+    // and a newer one, only the newer one may change it.
+    let mut older = record("feedbin-001", 1_000, 11, 50.0);
+    older.values = vec![(Arc::from("intake_kg"), Value::Number(0.5))];
+    telemetry
+        .write(&mut [older, record("feedbin-001", 1_000, 13, 8.0)])
+        .await
+        .unwrap();
+    let weight = telemetry
+        .history("feedbin-001", Some("end_weight_kg"), 0..60_000, 60_000)
+        .await
+        .unwrap();
+    assert_eq!(weight.len(), 1);
+    assert_eq!(
+        weight[0].1.avg, 8.0,
+        "the newer record of the batch is applied"
+    );
+    let intake = telemetry
+        .history("feedbin-001", Some("intake_kg"), 0..60_000, 60_000)
+        .await
+        .unwrap();
+    assert!(
+        intake.is_empty(),
+        "a record older than the stored row adds nothing, even beside a newer one: {intake:?}"
+    );
 
     let equipment = EquipmentStore::new(database.clone());
     let mut registered = vec![

@@ -139,9 +139,12 @@ impl SqlTelemetry {
             .try_get("values_stored")
     }
 
-    async fn insert(&self, rows: &[FrameRow<'_>]) -> Result<(), SinkError> {
+    async fn insert(&self, rounds: &[Vec<FrameRow<'_>>]) -> Result<(), SinkError> {
         let mut transaction = self.database.begin_write().await?;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        for chunk in rounds
+            .iter()
+            .flat_map(|round| round.chunks(ROWS_PER_STATEMENT))
+        {
             let statement = insert_statement(chunk.len(), self.database.backend());
             let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
             for row in chunk {
@@ -160,7 +163,7 @@ impl SqlTelemetry {
     }
 }
 
-/// One row to insert: the values of one device at one device time.
+/// One row to insert: the values of one device at one device time and version.
 struct FrameRow<'a> {
     device: &'a str,
     ts: i64,
@@ -169,14 +172,19 @@ struct FrameRow<'a> {
 }
 
 impl<'a> FrameRow<'a> {
-    /// Merges `record` in as the store merges a frame into a stored row: a record of an equal
-    /// or higher version replaces the values of its keys and keeps the others; an older one
-    /// changes nothing.
-    fn merge(&mut self, record: &'a TimeSeriesRecord) {
-        if record.version < self.version {
-            return;
-        }
-        self.version = record.version;
+    fn of(record: &'a TimeSeriesRecord) -> Self {
+        let mut row = Self {
+            device: &record.device,
+            ts: record.ts,
+            version: record.version,
+            values: Vec::with_capacity(record.values.len()),
+        };
+        row.absorb(record);
+        row
+    }
+
+    /// Takes the values of `record`, of the same version, over those of the same keys.
+    fn absorb(&mut self, record: &'a TimeSeriesRecord) {
         for (key, value) in &record.values {
             match self.values.iter_mut().find(|(kept, _)| *kept == &**key) {
                 Some(slot) => slot.1 = value,
@@ -242,24 +250,32 @@ fn insert_statement(rows: usize, backend: Backend) -> String {
     statement
 }
 
-/// Rows of `batch`, one per device and device time, each record merged in by version as the
-/// store would: one statement may not name the same row twice.
-fn rows(batch: &[TimeSeriesRecord]) -> Vec<FrameRow<'_>> {
+/// Rows of `batch` in rounds to write one after another: one row per device, device time and
+/// version, and each device and time at most once per round, as one statement may not update
+/// a row twice. Rounds go up in version, so the store's version check sees every record's own
+/// version, and a record older than the stored row changes nothing even when a newer record
+/// of the same frame is in the batch.
+fn rounds(batch: &[TimeSeriesRecord]) -> Vec<Vec<FrameRow<'_>>> {
     let mut by_version: Vec<&TimeSeriesRecord> = batch.iter().collect();
     by_version.sort_by_key(|record| record.version);
-    let mut frames: HashMap<(&str, i64), FrameRow<'_>> = HashMap::with_capacity(batch.len());
+    let mut frames: HashMap<(&str, i64), Vec<FrameRow<'_>>> = HashMap::with_capacity(batch.len());
     for record in by_version {
-        frames
-            .entry((&*record.device, record.ts))
-            .or_insert_with(|| FrameRow {
-                device: &record.device,
-                ts: record.ts,
-                version: record.version,
-                values: Vec::with_capacity(record.values.len()),
-            })
-            .merge(record);
+        let versions = frames.entry((&*record.device, record.ts)).or_default();
+        match versions.last_mut() {
+            Some(row) if row.version == record.version => row.absorb(record),
+            _ => versions.push(FrameRow::of(record)),
+        }
     }
-    frames.into_values().collect()
+    let mut rounds: Vec<Vec<FrameRow<'_>>> = Vec::new();
+    for versions in frames.into_values() {
+        for (round, row) in versions.into_iter().enumerate() {
+            if rounds.len() <= round {
+                rounds.push(Vec::with_capacity(batch.len()));
+            }
+            rounds[round].push(row);
+        }
+    }
+    rounds
 }
 
 impl Sink for SqlTelemetry {
@@ -279,7 +295,7 @@ impl Sink for SqlTelemetry {
     }
 
     async fn write(&self, batch: &mut [TimeSeriesRecord]) -> Result<BatchOutcome, SinkError> {
-        self.insert(&rows(batch)).await?;
+        self.insert(&rounds(batch)).await?;
         Ok(BatchOutcome::default())
     }
 }
