@@ -14,11 +14,12 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
-/// Returns the Mosquitto 2.0 configuration of a load-test broker on `127.0.0.1:port`.
-pub fn mosquitto_config(port: u16) -> String {
+/// Returns the Mosquitto 2.0 configuration of a load-test broker on `host:port`, where `host`
+/// is a loopback address or `localhost`.
+pub fn mosquitto_config(host: &str, port: u16) -> String {
     format!(
         "# Mosquitto 2.0 broker for valmetal load runs: loopback only, no persistence.\n\
-         listener {port} 127.0.0.1\n\
+         listener {port} {host}\n\
          allow_anonymous true\n\
          persistence false\n\
          set_tcp_nodelay true\n\
@@ -38,16 +39,16 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Writes the configuration into `directory`, starts `mosquitto` on `127.0.0.1:port` and
-    /// waits until it accepts connections.
+    /// Writes the configuration into `directory`, starts `mosquitto` on `host:port` and waits
+    /// until it accepts connections.
     ///
     /// # Errors
     ///
     /// Fails when `mosquitto` is not installed, the port is taken or the broker does not listen
     /// within 10 s.
-    pub async fn start(port: u16, directory: &Path) -> anyhow::Result<Self> {
+    pub async fn start(host: &str, port: u16, directory: &Path) -> anyhow::Result<Self> {
         let config = directory.join("mosquitto.conf");
-        std::fs::write(&config, mosquitto_config(port))
+        std::fs::write(&config, mosquitto_config(host, port))
             .with_context(|| format!("cannot write {}", config.display()))?;
         let log = std::fs::File::create(directory.join("mosquitto.log"))?;
         let mut child = Command::new("mosquitto")
@@ -60,7 +61,7 @@ impl Broker {
             .spawn()
             .context("cannot start mosquitto; install it (Debian: apt-get install mosquitto) or drop --start-broker")?;
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        while TcpStream::connect((host, port)).await.is_err() {
             if let Ok(Some(status)) = child.try_wait() {
                 bail!(
                     "mosquitto exited with {status}; is port {port} taken? See {}",
@@ -68,7 +69,7 @@ impl Broker {
                 );
             }
             if Instant::now() >= deadline {
-                bail!("mosquitto did not listen on 127.0.0.1:{port} within 10 s");
+                bail!("mosquitto did not listen on {host} port {port} within 10 s");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

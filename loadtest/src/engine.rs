@@ -223,7 +223,10 @@ pub struct EngineCounters {
     pub updates_sent: u64,
     pub updates_coalesced: u64,
     pub queue_overflows: u64,
+    /// Live device actors (a gauge).
     pub actors: u64,
+    /// Device actors created over the run: the gauge's growth.
+    pub actors_created: u64,
     pub clients: u64,
     /// Records waiting in the stores' queues, all sinks together (a gauge).
     pub sink_queued: u64,
@@ -303,6 +306,7 @@ impl EngineCounters {
                 .saturating_sub(earlier.updates_coalesced),
             queue_overflows: self.queue_overflows.saturating_sub(earlier.queue_overflows),
             actors: self.actors,
+            actors_created: self.actors.saturating_sub(earlier.actors),
             clients: self.clients,
             sink_queued: self.sink_queued,
             sink_sent: self.sink_sent.saturating_sub(earlier.sink_sent),

@@ -174,6 +174,10 @@ impl Args {
             .broker
             .rsplit_once(':')
             .ok_or_else(|| anyhow::anyhow!("--broker {:?} must be HOST:PORT", self.broker))?;
+        let host = host
+            .strip_prefix('[')
+            .and_then(|inner| inner.strip_suffix(']'))
+            .unwrap_or(host);
         let port: u16 = port.parse().map_err(|_| {
             anyhow::anyhow!("--broker port {port:?} must be a number from 1 to 65535")
         })?;
@@ -231,5 +235,36 @@ impl Args {
         } else {
             anyhow::bail!("invalid options:\n  {}", problems.join("\n  "))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Args;
+
+    fn broker(address: &str) -> anyhow::Result<(String, u16)> {
+        Args::try_parse_from(["valmetal-loadtest", "--broker", address])?.broker_address()
+    }
+
+    #[test]
+    fn broker_accepts_loopback_forms() {
+        assert_eq!(
+            broker("127.0.0.1:1883").unwrap(),
+            ("127.0.0.1".to_owned(), 1883)
+        );
+        assert_eq!(
+            broker("localhost:1883").unwrap(),
+            ("localhost".to_owned(), 1883)
+        );
+        assert_eq!(broker("[::1]:1883").unwrap(), ("::1".to_owned(), 1883));
+    }
+
+    #[test]
+    fn broker_rejects_other_hosts() {
+        assert!(broker("192.0.2.1:1883").is_err());
+        assert!(broker("[2001:db8::1]:1883").is_err());
+        assert!(broker("127.0.0.1").is_err());
     }
 }

@@ -81,7 +81,8 @@ pub struct EngineSummary {
     /// Whether the stores' queues emptied within the drain limit; the CPU figures include
     /// storing the frames only up to that point.
     pub stores_drained: bool,
-    /// Time from the last accepted frame until the stores' queues were empty.
+    /// Time from the last accepted frame until the stores' queues were empty, or until the
+    /// drain limit when they were not.
     pub store_drain_seconds: f64,
     pub rss_start_bytes: u64,
     pub rss_end_bytes: u64,
@@ -148,24 +149,34 @@ impl Report {
         let mut out = String::new();
         let publish = &self.publish;
         let _ = writeln!(out, "scenario       {}", self.scenario);
-        let _ = writeln!(
-            out,
-            "fleet          {} devices over {} connections, QoS {}",
-            publish.devices, publish.connections, publish.qos
-        );
+        let direct = self.scenario == "direct";
+        if direct {
+            let _ = writeln!(
+                out,
+                "fleet          {} devices fed to the engine in this process, no broker",
+                publish.devices
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "fleet          {} devices over {} connections, QoS {}",
+                publish.devices, publish.connections, publish.qos
+            );
+        }
         let offered = if publish.target_rate > 0.0 {
             format!("{:.0} frames/s", publish.target_rate)
         } else {
             "as fast as possible".to_owned()
         };
+        let acknowledged = if direct {
+            String::new()
+        } else {
+            format!("{} acknowledged, ", publish.acknowledged)
+        };
         let _ = writeln!(
             out,
-            "offered        {offered}; achieved {:.0} frames/s ({} frames in {:.1} s, {} acknowledged, {} errors)",
-            publish.achieved_rate,
-            publish.published,
-            publish.seconds,
-            publish.acknowledged,
-            publish.publish_errors
+            "offered        {offered}; achieved {:.0} frames/s ({} frames in {:.1} s, {acknowledged}{} errors)",
+            publish.achieved_rate, publish.published, publish.seconds, publish.publish_errors
         );
         if publish.reconnects > 0 {
             let _ = writeln!(
@@ -232,7 +243,7 @@ fn write_engine(out: &mut String, engine: &EngineSummary) {
     );
     let _ = writeln!(
         out,
-        "stores         {} records written; {} {:.1} s after the last frame",
+        "stores         {} records written to all stores; {} {:.1} s after the last frame",
         counters.sink_sent,
         if engine.stores_drained {
             "queues empty"

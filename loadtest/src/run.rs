@@ -79,7 +79,7 @@ pub async fn run(args: &Args, command: String) -> anyhow::Result<Report> {
     std::fs::create_dir_all(&work_dir)?;
     let (host, port) = args.broker_address()?;
     let broker = if args.start_broker {
-        Some(Broker::start(port, &work_dir).await?)
+        Some(Broker::start(&host, port, &work_dir).await?)
     } else {
         None
     };
@@ -334,34 +334,40 @@ async fn wait_until_stable(limit: Duration, current: impl Fn() -> u64, target: u
     }
 }
 
-/// Outcome of waiting for the stores' queues after the engine took the last frame.
+/// The measured span of a run, from just before the first publish.
 #[derive(Debug, Clone, Copy)]
-struct StoreDrain {
-    waited: Duration,
-    /// False when records were still queued at the limit.
-    drained: bool,
+struct Window {
+    /// When the engine last accepted a frame.
+    last_accepted_at: Duration,
+    /// When the measuring ended, once the store queues had emptied or the drain limit passed.
+    measured: Duration,
+    /// False when records were still queued at the drain limit.
+    stores_drained: bool,
 }
 
+/// Poll interval of the store queues while waiting for them to empty.
+const STORE_POLL: Duration = Duration::from_millis(100);
+
 /// Waits, up to `limit`, until the engine's sink queues are empty and their written counts
-/// have stopped moving, so the CPU time measured next includes storing every frame.
+/// have stopped moving, so the CPU time measured next includes storing every frame. Returns
+/// whether they emptied.
 async fn wait_for_stores(
     limit: Duration,
     addr: SocketAddr,
     token: Option<&str>,
-) -> anyhow::Result<StoreDrain> {
+) -> anyhow::Result<bool> {
     let started = Instant::now();
     let mut last_sent = None;
     loop {
         let counters = read_counters(addr, token).await?;
-        let settled = counters.sink_queued == 0 && last_sent == Some(counters.sink_sent);
-        if settled || started.elapsed() >= limit {
-            return Ok(StoreDrain {
-                waited: started.elapsed(),
-                drained: settled,
-            });
+        if counters.sink_queued == 0 && last_sent == Some(counters.sink_sent) {
+            return Ok(true);
+        }
+        if started.elapsed() >= limit {
+            return Ok(false);
         }
         last_sent = Some(counters.sink_sent);
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(STORE_POLL).await;
     }
 }
 
@@ -471,6 +477,7 @@ async fn engine_phase(
         None
     };
     let process_clients = sample(engine.pid);
+    let measuring_since = Instant::now();
 
     let sampler = Sampler::start(engine.http_addr, args.token.clone());
     let quiet = args.quiet;
@@ -531,9 +538,14 @@ async fn engine_phase(
         .await;
     }
     let (last_accepted_at, _) = sampler.stop().await;
-    let stores = wait_for_stores(args.drain, engine.http_addr, token).await?;
+    let stores_drained = wait_for_stores(args.drain, engine.http_addr, token).await?;
     let counters_end = read_counters(engine.http_addr, token).await?;
     let process_end = sample(engine.pid);
+    let window = Window {
+        last_accepted_at,
+        measured: measuring_since.elapsed(),
+        stores_drained,
+    };
     let _ = stop_sender.send(true);
     let client_results = match dashboards {
         Some(dashboards) => Some(dashboards.finish().await),
@@ -547,8 +559,7 @@ async fn engine_phase(
         engine,
         report.ceiling.as_ref(),
         counters,
-        last_accepted_at,
-        stores,
+        window,
         [process_start, process_clients, process_end],
         dashboard_options.clients,
     );
@@ -658,24 +669,25 @@ fn summarize_engine(
     engine: &EngineUnderTest,
     ceiling: Option<&CeilingSummary>,
     counters: EngineCounters,
-    last_accepted_at: Duration,
-    stores: StoreDrain,
+    window: Window,
     [start, with_clients, end]: [ProcessSample; 3],
     clients: u32,
 ) -> EngineSummary {
-    let rate = counters.frames_accepted as f64 / last_accepted_at.as_secs_f64().max(1e-3);
-    let cpu_seconds = end.cpu_seconds - start.cpu_seconds;
-    let new_actors = counters.actors;
+    let rate = counters.frames_accepted as f64 / window.last_accepted_at.as_secs_f64().max(1e-3);
+    let cpu_seconds = end.cpu_seconds - with_clients.cpu_seconds;
+    let new_actors = counters.actors_created;
     EngineSummary {
         pid: engine.pid,
         rate,
         fraction_of_ceiling: ceiling.map(|ceiling| rate / ceiling.rate.max(1e-9)),
         cpu_seconds,
         cpu_us_per_frame: cpu_seconds * 1e6 / counters.frames_accepted.max(1) as f64,
-        cpu_percent: cpu_seconds * 100.0
-            / (last_accepted_at + stores.waited).as_secs_f64().max(1e-3),
-        stores_drained: stores.drained,
-        store_drain_seconds: stores.waited.as_secs_f64(),
+        cpu_percent: cpu_seconds * 100.0 / window.measured.as_secs_f64().max(1e-3),
+        stores_drained: window.stores_drained,
+        store_drain_seconds: window
+            .measured
+            .saturating_sub(window.last_accepted_at)
+            .as_secs_f64(),
         rss_start_bytes: start.rss_bytes,
         rss_end_bytes: end.rss_bytes,
         rss_per_client_bytes: (clients > 0 && engine.pid.is_some()).then(|| {
