@@ -100,6 +100,7 @@ pub fn spawn<S: Sink>(sink: S, config: BatcherConfig, dead_letter: DeadLetter) -
         Arc::new(sink),
         config.capacity,
         config.overflow,
+        config.limits(),
     ));
     let batcher = Batcher {
         queue: Arc::clone(&queue),

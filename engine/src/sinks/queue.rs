@@ -95,11 +95,18 @@ pub struct SinkQueue<S: Sink> {
     closing: Notify,
     capacity: usize,
     overflow: Overflow,
+    /// The batcher's limits, to know when a new record completes a batch.
+    limits: BatchLimits,
     metrics: RecordMetrics,
 }
 
 impl<S: Sink> SinkQueue<S> {
-    pub fn new(sink: Arc<S>, capacity: usize, overflow: Overflow) -> Self {
+    pub(super) fn new(
+        sink: Arc<S>,
+        capacity: usize,
+        overflow: Overflow,
+        limits: BatchLimits,
+    ) -> Self {
         Self {
             metrics: RecordMetrics::new(sink.name()),
             sink,
@@ -115,6 +122,7 @@ impl<S: Sink> SinkQueue<S> {
             closing: Notify::new(),
             capacity: capacity.max(1),
             overflow,
+            limits,
         }
     }
 
@@ -194,6 +202,7 @@ impl<S: Sink> SinkQueue<S> {
             }
             return Err((envelope, PushError::Full));
         }
+        let was_empty = pending.len() == 0;
         pending.bytes += envelope.bytes;
         match key {
             Some(key) => {
@@ -203,8 +212,15 @@ impl<S: Sink> SinkQueue<S> {
             None => pending.list.push_back(envelope),
         }
         self.metrics.queued(pending.len());
+        let full =
+            pending.len() >= self.limits.max_records || pending.bytes >= self.limits.max_bytes;
         drop(pending);
-        self.arrived.notify_one();
+        // The batcher sleeps until the oldest record comes of age, so only the first record,
+        // which starts that wait, and a full batch need to wake it. Waking it for every record
+        // cost a thread wake-up per frame.
+        if was_empty || full {
+            self.arrived.notify_one();
+        }
         Ok(())
     }
 
