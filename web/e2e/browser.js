@@ -2,6 +2,9 @@
 // playwright-core, pages with a fixed locale and time zone, and a record of the console
 // errors and failed requests of the pages a test watches.
 
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+
 import { chromium } from 'playwright-core';
 
 const CHROMIUM_PATH = '/usr/bin/chromium';
@@ -97,5 +100,23 @@ export class PageProblems {
   async closePage(page) {
     this.#closingPages.add(page);
     await page.context().close();
+  }
+}
+
+/**
+ * Ends a browser test run: closes the browser first, so that the engine's shutdown does not
+ * show up as a dropped WebSocket, then stops the engine, removes the run's data and prints
+ * where the engine's log is, followed by `logNote`.
+ */
+export async function closeRun({ problems, browser, engine, workDir, logNote = '' }) {
+  problems.shuttingDown = true;
+  try {
+    await browser?.close();
+  } finally {
+    await engine?.stop();
+  }
+  if (workDir) {
+    await rm(path.join(workDir, 'data'), { recursive: true, force: true });
+    console.log(`Engine log: ${path.join(workDir, 'engine.log')}${logNote}`);
   }
 }

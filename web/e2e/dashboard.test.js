@@ -3,13 +3,19 @@
 // bundled recordings replay.
 
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import mqtt from 'mqtt';
-import { PageProblems, VIEWPORT, launchChromium, openPage as openBrowserPage } from './browser.js';
+import {
+  PageProblems,
+  VIEWPORT,
+  closeRun,
+  launchChromium,
+  openPage as openBrowserPage,
+} from './browser.js';
 import { mintToken, readLogTail, repoRoot, startEngine } from './engine.js';
 
 const PHONE_VIEWPORT = { width: 390, height: 844 };
@@ -203,20 +209,9 @@ describe('operator dashboard', { timeout: 180_000 }, () => {
     await page.locator('body[data-connection="live"]').waitFor();
   });
 
-  after(async () => {
-    problems.shuttingDown = true;
-    // The browser closes first so that the engine's shutdown does not show up as a
-    // dropped WebSocket.
-    try {
-      await browser?.close();
-    } finally {
-      await engine?.stop();
-    }
-    if (workDir) {
-      await rm(path.join(workDir, 'data'), { recursive: true, force: true });
-      console.log(`Engine log: ${path.join(workDir, 'engine.log')}; screenshots: ${screenshotDir}`);
-    }
-  });
+  after(() =>
+    closeRun({ problems, browser, engine, workDir, logNote: `; screenshots: ${screenshotDir}` }),
+  );
 
   test('alarm panel lists raised alarms', async () => {
     const items = page.locator('#panel-alarms > li.alarm-item');

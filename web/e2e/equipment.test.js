@@ -4,12 +4,12 @@
 // a farm viewer see and can do in the view.
 
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { PageProblems, launchChromium, openPage } from './browser.js';
+import { PageProblems, closeRun, launchChromium, openPage } from './browser.js';
 import { mintToken, readLogTail, startEngine } from './engine.js';
 
 // Replay speeds, in device seconds per real second. The NAB machine runs above 60 degrees
@@ -214,20 +214,7 @@ describe('equipment view', { timeout: 300_000 }, () => {
     assert.equal(await page.locator('#user-role').textContent(), 'Admin');
   });
 
-  after(async () => {
-    problems.shuttingDown = true;
-    // The browser closes first so that the engine's shutdown does not show up as a
-    // dropped WebSocket.
-    try {
-      await browser?.close();
-    } finally {
-      await engine?.stop();
-    }
-    if (workDir) {
-      await rm(path.join(workDir, 'data'), { recursive: true, force: true });
-      console.log(`Engine log: ${path.join(workDir, 'engine.log')}`);
-    }
-  });
+  after(() => closeRun({ problems, browser, engine, workDir }));
 
   test('overview lists both demo records', async () => {
     // The header's navigation link leads to the view.
