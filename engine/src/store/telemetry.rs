@@ -194,19 +194,20 @@ impl<'a> FrameRow<'a> {
     }
 }
 
-/// Returns the values as one JSON object, in the order given.
-fn frame_values(values: &[(&str, &Value)]) -> String {
-    let mut object = serde_json::Map::with_capacity(values.len());
-    for (key, value) in values {
-        let json = match value {
-            Value::Number(number) => serde_json::Number::from_f64(*number)
-                .map_or(serde_json::Value::Null, serde_json::Value::Number),
-            Value::Bool(flag) => serde_json::Value::Bool(*flag),
-            Value::Text(text) => serde_json::Value::String(text.to_string()),
-        };
-        object.insert((*key).to_owned(), json);
+/// The values of one row as a JSON object, in the order given, each value as `Value`
+/// serializes it.
+struct FrameValues<'a>(&'a [(&'a str, &'a Value)]);
+
+impl Serialize for FrameValues<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().copied())
     }
-    serde_json::Value::Object(object).to_string()
+}
+
+/// Returns the values as one JSON object.
+fn frame_values(values: &[(&str, &Value)]) -> String {
+    serde_json::to_string(&FrameValues(values))
+        .expect("string keys and telemetry values always serialize to JSON")
 }
 
 /// Builds the insert of `rows` rows for `backend`.
