@@ -351,6 +351,9 @@ const STORE_POLL: Duration = Duration::from_millis(100);
 /// Waits, up to `limit`, until the engine's sink queues are empty and their written counts
 /// have stopped moving, so the CPU time measured next includes storing every frame. Returns
 /// whether they emptied.
+///
+/// NOTE: the queue gauge leaves out the batches being written, so a batch write slower than
+/// `STORE_POLL` can end the wait before that batch is stored.
 async fn wait_for_stores(
     limit: Duration,
     addr: SocketAddr,

@@ -26,7 +26,7 @@ use crate::telemetry::{GatewayClientMessageRejected, GatewayMessageSent};
 pub const MAX_CLIENT_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// Read buffer of a client's socket. Clients send only small requests, and the 128 KiB default
-/// was most of the memory each connected dashboard cost; a larger message still arrives
+/// was most of the memory each connected dashboard cost. A larger message still arrives
 /// whole, over several reads.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 

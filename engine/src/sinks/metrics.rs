@@ -39,9 +39,9 @@ pub fn request(sink: &'static str, outcome: &'static str, elapsed: Duration) {
 
 /// The metrics a sink updates for every record, their handles looked up once when its queue
 /// is built instead of in the registry on every record. The engine installs its recorder
-/// before it builds any queue; a queue built with no recorder installed updates nothing.
+/// before it builds any queue, and a queue built with no recorder installed updates nothing.
 pub struct RecordMetrics {
-    /// Records waiting in the queue or in flight.
+    /// Records waiting in the queue, not counting those being written.
     queued: Gauge,
     /// Records replaced in the queue by a newer one of the same key before being written.
     coalesced: Counter,

@@ -15,8 +15,8 @@ use super::database::Database;
 use crate::telemetry::{StoreAlarmEventsWritten, StoreAlarmWriteFailed};
 
 /// Alarm events taken from the queue per transaction. The writer waits its turn behind the
-/// telemetry batches for SQLite's one writer, so each turn takes up to an eighth of the queue
-/// (16,384 events); at 256 a burst of raises from many devices overflowed it.
+/// telemetry batches for SQLite's one writer, so each turn takes up to an eighth of the
+/// 16,384-event queue. At 256 per turn, a burst of raises from many devices overflowed it.
 const WRITE_BATCH: usize = 2048;
 /// Attempts per batch once shutdown has begun; while running, a batch is retried until written.
 const SHUTDOWN_ATTEMPTS: u32 = 3;
